@@ -1,0 +1,87 @@
+//! Attribution graphs: nodes, weighted edges, circuit-tracer JSON ingest, chain search.
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of node a graph node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// A token embedding: a source of the graph.
+    Embedding,
+    /// A (transcoder / SAE) feature.
+    Feature,
+    /// A reconstruction-error node: a source of the graph.
+    Error,
+    /// An output logit: a target.
+    Logit,
+}
+
+/// Summary of one stored graph, for `SHOW GRAPHS` / `DESCRIBE GRAPH`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphInfo {
+    pub name: String,
+    pub prompt: Option<String>,
+    pub prompt_tokens: Vec<String>,
+    pub nodes: u64,
+    pub edges: u64,
+    /// Node counts by kind.
+    pub nodes_by_kind: Vec<(NodeKind, u64)>,
+    /// Edge counts by (source kind, target kind).
+    pub edges_by_kind: Vec<(NodeKind, NodeKind, u64)>,
+    /// The logit nodes with their token and probability, target logit(s) first.
+    pub logits: Vec<LogitInfo>,
+    /// `circuit-tracer` for an ingested file, `direct-path` for one computed by ATTRIBUTE.
+    pub origin: String,
+}
+
+/// A logit node of a graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogitInfo {
+    pub node: String,
+    pub token: Option<String>,
+    pub probability: Option<f64>,
+    pub is_target: bool,
+}
+
+/// A chain search request (see DESIGN.md, "Chains: one precise definition").
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ChainQuery {
+    /// The target node id.
+    pub to: String,
+    /// Only paths starting at this node (otherwise: from any node with no inputs).
+    pub from: Option<String>,
+    /// Only paths passing through this node.
+    pub through: Option<String>,
+    /// Minimum path length in edges.
+    pub min_length: Option<usize>,
+    /// Maximum path length in edges.
+    pub max_length: Option<usize>,
+    /// No error node anywhere on the path.
+    pub exclude_errors: bool,
+    /// How many chains to return.
+    pub limit: usize,
+}
+
+/// One chain: a path from a source to the target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chain {
+    /// 1-based rank.
+    pub rank: usize,
+    /// Product of normalised absolute edge weights along the path.
+    pub score: f64,
+    /// Product of the signs of the edge weights: +1 or -1.
+    pub sign: i8,
+    /// Node ids from source to target, exactly as the graph names them.
+    pub nodes: Vec<String>,
+    /// A display label per node: its stored label, else a description built from kind/layer/token.
+    pub labels: Vec<String>,
+}
+
+/// Total influence of one node on a target: the sum over all paths (the (I − A)⁻¹ series).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfluence {
+    pub node: String,
+    pub label: String,
+    pub kind: NodeKind,
+    pub influence: f64,
+}

@@ -1,0 +1,30 @@
+//! # saedb-engine
+//!
+//! The storage engine of saedb: a local store for the features that sparse autoencoders find in a
+//! language model. It persists dictionaries (SAE weights), documents of tokens, per-token sparse
+//! feature activations (token-major and feature-major), per-feature statistics and top activations,
+//! an HNSW index over decoder directions, a model's vocabulary matrix for token effects, and
+//! attribution graphs with chain search. No terminal I/O and no query syntax live here.
+//!
+//! ```no_run
+//! use saedb_engine::{Store, FeatureRef, NoProgress};
+//! let store = Store::create_or_open("my.saedb")?;
+//! store.ingest_dictionary("L2", "fixtures/minilm-mini/sae_L2".as_ref(), &NoProgress)?;
+//! store.ingest_tokens("fixtures/minilm-mini/tokens.jsonl".as_ref(), &NoProgress)?;
+//! store.ingest_latents("L2", "fixtures/minilm-mini/latents_L2.safetensors".as_ref(), &NoProgress)?;
+//! let top = store.top_activations(&FeatureRef::new("L2", 7), 5, None)?;
+//! # Ok::<(), saedb_engine::Error>(())
+//! ```
+
+pub mod encode;
+pub mod error;
+pub mod formats;
+pub mod graph;
+pub mod progress;
+mod store;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use progress::{NoProgress, Progress};
+pub use store::{is_special_token, ActivationFilter, Store};
+pub use types::*;

@@ -1,0 +1,193 @@
+//! Plain data types that the engine's API takes and returns.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A feature, addressed as `dict/index`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FeatureRef {
+    pub dict: String,
+    pub index: u32,
+}
+
+impl FeatureRef {
+    pub fn new(dict: impl Into<String>, index: u32) -> Self {
+        FeatureRef { dict: dict.into(), index }
+    }
+}
+
+impl fmt::Display for FeatureRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.dict, self.index)
+    }
+}
+
+/// How a dictionary turns a dense input into a sparse code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// `relu(pre)`.
+    Relu,
+    /// Keep the `k` largest entries of `pre`, then ReLU.
+    TopK,
+    /// Zero every entry with `pre <= threshold[f]`.
+    JumpRelu,
+}
+
+impl fmt::Display for Architecture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Architecture::Relu => "relu",
+            Architecture::TopK => "topk",
+            Architecture::JumpRelu => "jumprelu",
+        })
+    }
+}
+
+/// What the store knows about a dictionary (everything but the weights).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DictionaryInfo {
+    pub name: String,
+    /// Internal id, stable for the life of the store.
+    pub id: u32,
+    pub d_in: u32,
+    pub d_sae: u32,
+    pub architecture: Architecture,
+    /// `k` for TopK dictionaries.
+    pub k: Option<u32>,
+    /// Whether `b_dec` is subtracted from the input before encoding.
+    pub apply_b_dec_to_input: bool,
+    /// The hook point, e.g. `blocks.8.hook_resid_post`.
+    pub hook: Option<String>,
+    pub layer: Option<u32>,
+    pub model: Option<String>,
+    /// Which on-disk format it came from: `saelens`, `sparsify`, `gemmascope`.
+    pub source_format: String,
+    /// The path it was ingested from.
+    pub source_path: String,
+    /// Tokens with at least one stored activation of this dictionary.
+    pub tokens_encoded: u64,
+    /// Stored nonzero activations of this dictionary.
+    pub nonzeros: u64,
+}
+
+/// One stored activation of a feature at a token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activation {
+    pub doc: u32,
+    pub pos: u32,
+    pub value: f32,
+}
+
+/// An activation together with the token it fired on (what filters look at).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenActivation {
+    pub doc: u32,
+    pub pos: u32,
+    pub value: f32,
+    /// The token string at (doc, pos), empty when no tokens were ingested for the document.
+    pub token: String,
+    pub token_id: Option<u32>,
+}
+
+/// A feature active at one token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveFeature {
+    pub feature: FeatureRef,
+    pub value: f32,
+}
+
+/// Number of histogram bins; bin `i` covers `[2^((i - 64)/4), 2^((i - 63)/4))` so that histograms
+/// of separate ingests add up without knowing the range in advance. Values below the first edge go
+/// to bin 0, above the last to the last bin.
+pub const HISTOGRAM_BINS: usize = 128;
+
+/// Statistics of one feature, maintained at ingest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureStats {
+    pub feature: FeatureRef,
+    /// Nonzero activations.
+    pub count: u64,
+    /// `count` / tokens encoded by the dictionary (0 when none are).
+    pub frequency: f64,
+    pub max: f32,
+    pub mean: f64,
+    /// Log-spaced bins (see [`HISTOGRAM_BINS`]), as `(lower edge, upper edge, count)` for non-empty bins.
+    pub histogram: Vec<HistogramBin>,
+    pub label: Option<String>,
+}
+
+/// One non-empty histogram bin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramBin {
+    pub lo: f32,
+    pub hi: f32,
+    pub count: u64,
+}
+
+/// A nearest feature by decoder-direction cosine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neighbour {
+    pub feature: FeatureRef,
+    pub cosine: f32,
+}
+
+/// What a feature's decoder direction does to the output logits: `W_dec[f] · W_U[:, t]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenEffects {
+    /// Largest first.
+    pub positive: Vec<TokenEffect>,
+    /// Most negative first.
+    pub negative: Vec<TokenEffect>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenEffect {
+    pub token: String,
+    pub token_id: u32,
+    pub effect: f32,
+}
+
+/// A document of tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    pub doc: u32,
+    pub tokens: Vec<String>,
+    pub token_ids: Vec<u32>,
+    pub text: Option<String>,
+    pub source: Option<String>,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestReport {
+    pub kind: String,
+    pub path: String,
+    /// Rows / documents / nonzeros / nodes: the main unit of this kind of ingest.
+    pub items: u64,
+    pub unit: String,
+    pub seconds: f64,
+}
+
+/// A summary of the whole store, for `saedb info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreInfo {
+    pub path: String,
+    pub format_version: u32,
+    pub documents: u64,
+    pub tokens: u64,
+    pub dictionaries: Vec<DictionaryInfo>,
+    pub vocabulary: Option<VocabularyInfo>,
+    pub graphs: Vec<String>,
+    pub labels: u64,
+    pub bytes_on_disk: u64,
+}
+
+/// The model's embedding / unembedding matrix held for token effects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VocabularyInfo {
+    pub tensor: String,
+    pub source_path: String,
+    pub n_vocab: u32,
+    pub d_model: u32,
+}
