@@ -1,1 +1,299 @@
-//! TODO
+//! Pre-encoded sparse latents in EleutherAI delphi's cache format: a folder of
+//! `<start>_<end>.safetensors` splits (latent range, end inclusive) or a single such file, each
+//! holding `locations [n, 3]` = (sequence, position, latent − start), `activations [n]`, and
+//! optionally `tokens [n_seq, ctx]`.
+
+use super::raw::{first_non_finite, shape_str};
+use super::st::StFile;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The token ids a delphi cache was computed on: `[n_seq, ctx]` row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenMatrix {
+    pub n_seq: usize,
+    pub ctx: usize,
+    pub ids: Vec<u32>,
+}
+
+/// Sparse latents, one entry per nonzero: `latent` is the absolute feature index (start of the
+/// split + local index). Rows are sorted by (doc, pos, latent) and unique.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latents {
+    pub doc: Vec<u32>,
+    pub pos: Vec<u32>,
+    pub latent: Vec<u32>,
+    pub value: Vec<f32>,
+    pub tokens: Option<TokenMatrix>,
+}
+
+impl Latents {
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+}
+
+/// `"<start>_<end>"` → (start, end).
+fn split_range(path: &Path) -> Option<(u64, u64)> {
+    let stem = path.file_stem()?.to_str()?;
+    let (a, b) = stem.split_once('_')?;
+    let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+    (a <= b).then_some((a, b))
+}
+
+fn split_files(dir: &Path) -> Result<Vec<(PathBuf, u64, u64)>> {
+    let mut splits = Vec::new();
+    let mut subdirs = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        if p.is_dir() {
+            subdirs.push(p);
+        } else if p.extension().and_then(|e| e.to_str()) == Some("safetensors") {
+            match split_range(&p) {
+                Some((s, e)) => splits.push((p, s, e)),
+                None => {
+                    return Err(Error::bad_input(
+                        &p,
+                        "not a delphi split: the file name must be <start>_<end>.safetensors with start <= end",
+                    ))
+                }
+            }
+        }
+    }
+    if splits.is_empty() {
+        // delphi writes latents/<hookpoint>/<start>_<end>.safetensors: accept the parent of
+        // exactly one hookpoint folder.
+        subdirs.sort();
+        let with_splits: Vec<PathBuf> = subdirs
+            .into_iter()
+            .filter(|d| {
+                std::fs::read_dir(d).is_ok_and(|mut it| {
+                    it.any(|e| {
+                        e.is_ok_and(|e| {
+                            let p = e.path();
+                            p.extension().and_then(|x| x.to_str()) == Some("safetensors")
+                                && split_range(&p).is_some()
+                        })
+                    })
+                })
+            })
+            .collect();
+        return match with_splits.as_slice() {
+            [one] => split_files(one),
+            [] => Err(Error::bad_input(
+                dir,
+                "no delphi splits found: expected <start>_<end>.safetensors files",
+            )),
+            many => Err(Error::bad_input(
+                dir,
+                format!(
+                    "this folder holds {} hookpoint folders of delphi splits ({}); pass one",
+                    many.len(),
+                    many.iter()
+                        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        };
+    }
+    splits.sort_by_key(|(_, s, e)| (*s, *e));
+    for w in splits.windows(2) {
+        if let [(pa, _, ea), (pb, sb, _)] = w {
+            if sb <= ea {
+                return Err(Error::bad_input(
+                    pb,
+                    format!(
+                        "latent range overlaps the split {} (ranges are inclusive)",
+                        pa.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(splits)
+}
+
+/// Reads a delphi latent cache: a single safetensors file, or a folder of
+/// `<start>_<end>.safetensors` splits (or the parent of exactly one hookpoint folder of them).
+/// A single file named `<start>_<end>.safetensors` is treated as one split (its latents are
+/// offset by `start`).
+pub fn read_latents(path: &Path) -> Result<Latents> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let files = if meta.is_dir() {
+        split_files(path)?
+    } else {
+        match split_range(path) {
+            Some((s, e)) => vec![(path.to_path_buf(), s, e)],
+            None => vec![(path.to_path_buf(), 0, u64::from(u32::MAX))],
+        }
+    };
+    let mut out = Latents {
+        doc: Vec::new(),
+        pos: Vec::new(),
+        latent: Vec::new(),
+        value: Vec::new(),
+        tokens: None,
+    };
+    let mut tokens_from: Option<PathBuf> = None;
+    for (file, start, end) in &files {
+        read_split(file, *start, *end, &mut out, &mut tokens_from)?;
+    }
+    sort_and_check(&mut out, path)?;
+    Ok(out)
+}
+
+fn read_split(
+    file: &Path,
+    start: u64,
+    end: u64,
+    out: &mut Latents,
+    tokens_from: &mut Option<PathBuf>,
+) -> Result<()> {
+    let bad = |m: String| Error::bad_input(file, m);
+    if end > u64::from(u32::MAX) {
+        return Err(bad(format!(
+            "latent range end {end} does not fit in 32 bits"
+        )));
+    }
+    let st = StFile::open(file)?;
+    let loc_t = st.require("locations")?;
+    let n = match loc_t.shape.as_slice() {
+        [n, 3] => *n,
+        s => {
+            return Err(bad(format!(
+                "'locations' has shape {}, expected [n, 3] = (sequence, position, latent)",
+                shape_str(s)
+            )))
+        }
+    };
+    let act_t = st.require("activations")?;
+    if act_t.shape.as_slice() != [n] {
+        return Err(bad(format!(
+            "'activations' has shape {}, expected [{n}] (one value per row of 'locations')",
+            shape_str(&act_t.shape)
+        )));
+    }
+    let tokens = match st.get("tokens") {
+        None => None,
+        Some(t) => {
+            let (n_seq, ctx) = match t.shape.as_slice() {
+                [a, b] => (*a, *b),
+                s => {
+                    return Err(bad(format!(
+                        "'tokens' has shape {}, expected [n_seq, ctx]",
+                        shape_str(s)
+                    )))
+                }
+            };
+            let (_, ids) = st.read_i64("tokens")?;
+            let ids = ids
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    u32::try_from(v).map_err(|_| {
+                        bad(format!(
+                            "'tokens' holds {v} at row {}, column {}: token ids must be in 0..=4294967295",
+                            i / ctx.max(1),
+                            i % ctx.max(1)
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<u32>>>()?;
+            Some(TokenMatrix { n_seq, ctx, ids })
+        }
+    };
+    match (&out.tokens, tokens) {
+        (None, Some(t)) => {
+            out.tokens = Some(t);
+            *tokens_from = Some(file.to_path_buf());
+        }
+        (Some(prev), Some(t)) => {
+            if *prev != t {
+                return Err(bad(format!(
+                    "'tokens' differs from the token matrix in {} (every split must hold the same tokens)",
+                    tokens_from.as_deref().unwrap_or(Path::new("?")).display()
+                )));
+            }
+        }
+        _ => {}
+    }
+    let (_, loc) = st.read_i64("locations")?;
+    let (_, act) = st.read_f32("activations")?;
+    if let Some((i, x)) = first_non_finite(&act) {
+        return Err(bad(format!("'activations' holds {x} at row {i}")));
+    }
+    let width = end - start;
+    out.doc.reserve(n);
+    out.pos.reserve(n);
+    out.latent.reserve(n);
+    out.value.reserve(n);
+    for (row, (l, v)) in loc.chunks_exact(3).zip(act.iter()).enumerate() {
+        let (s, p, f) = match l {
+            [s, p, f] => (*s, *p, *f),
+            _ => continue,
+        };
+        if s < 0 || p < 0 || f < 0 {
+            return Err(bad(format!(
+                "'locations' row {row} is ({s}, {p}, {f}): sequence, position and latent must be non-negative"
+            )));
+        }
+        let (s, p, f) = (s as u64, p as u64, f as u64);
+        if f > width {
+            return Err(bad(format!(
+                "'locations' row {row} has latent {f}, beyond this split's range {start}..={end} (local latents are 0..={width})"
+            )));
+        }
+        if s > u64::from(u32::MAX) || p > u64::from(u32::MAX) {
+            return Err(bad(format!(
+                "'locations' row {row} is ({s}, {p}, {f}): sequence and position must fit in 32 bits"
+            )));
+        }
+        if let Some(t) = &out.tokens {
+            if s >= t.n_seq as u64 || p >= t.ctx as u64 {
+                return Err(bad(format!(
+                    "'locations' row {row} points at (sequence {s}, position {p}), outside the tokens matrix [{}, {}]",
+                    t.n_seq, t.ctx
+                )));
+            }
+        }
+        out.doc.push(s as u32);
+        out.pos.push(p as u32);
+        out.latent.push((start + f) as u32);
+        out.value.push(*v);
+    }
+    Ok(())
+}
+
+fn sort_and_check(l: &mut Latents, path: &Path) -> Result<()> {
+    let key = |i: usize| (l.doc[i], l.pos[i], l.latent[i]);
+    let n = l.value.len();
+    let sorted = (1..n).all(|i| key(i - 1) < key(i));
+    if sorted {
+        return Ok(());
+    }
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    idx.sort_unstable_by_key(|&i| key(i as usize));
+    for w in idx.windows(2) {
+        if let [a, b] = w {
+            if key(*a as usize) == key(*b as usize) {
+                let (d, p, f) = key(*a as usize);
+                return Err(Error::bad_input(
+                    path,
+                    format!("duplicate entry for (sequence {d}, position {p}, latent {f})"),
+                ));
+            }
+        }
+    }
+    let perm = |v: &Vec<u32>| idx.iter().map(|&i| v[i as usize]).collect::<Vec<u32>>();
+    let (doc, pos, latent) = (perm(&l.doc), perm(&l.pos), perm(&l.latent));
+    let value = idx.iter().map(|&i| l.value[i as usize]).collect();
+    l.doc = doc;
+    l.pos = pos;
+    l.latent = latent;
+    l.value = value;
+    Ok(())
+}

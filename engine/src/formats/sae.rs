@@ -1,1 +1,690 @@
-//! TODO
+//! SAE weights: SAELens folders (v6 nested and older flat `cfg.json`), EleutherAI sparsify
+//! folders, Gemma Scope `params.npz` and Gemma Scope 2 safetensors. Everything is converted to one
+//! in-memory form ([`Sae`]) with `W_enc [d_in, d_sae]` and `W_dec [d_sae, d_in]`, f32, row-major.
+
+use super::npy::Npz;
+use super::raw::{at_row, first_non_finite, shape_str};
+use super::st::StFile;
+use crate::types::Architecture;
+use crate::{Error, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// An SAE dictionary, ready to encode with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sae {
+    pub architecture: Architecture,
+    pub d_in: usize,
+    pub d_sae: usize,
+    /// `k` of TopK dictionaries.
+    pub k: Option<usize>,
+    /// Whether `b_dec` is subtracted from the input before encoding.
+    pub apply_b_dec_to_input: bool,
+    pub hook: Option<String>,
+    pub layer: Option<u32>,
+    pub model: Option<String>,
+    /// `"saelens"`, `"sparsify"` or `"gemmascope"`.
+    pub source_format: &'static str,
+    /// `[d_in, d_sae]`, row-major.
+    pub w_enc: Vec<f32>,
+    /// `[d_sae]`.
+    pub b_enc: Vec<f32>,
+    /// `[d_sae, d_in]`, row-major.
+    pub w_dec: Vec<f32>,
+    /// `[d_in]`.
+    pub b_dec: Vec<f32>,
+    /// `[d_sae]`, JumpReLU only.
+    pub threshold: Option<Vec<f32>>,
+}
+
+/// Loads an SAE from a file or folder, detecting its format (see docs/FORMATS.md):
+/// a SAELens folder (`cfg.json` + `sae_weights.safetensors`), a sparsify hookpoint folder
+/// (`cfg.json` + `sae.safetensors`) or its parent holding exactly one hookpoint, a Gemma Scope
+/// `params.npz`, a Gemma Scope 2 safetensors file (`w_enc`, `w_dec`, ...), or a folder holding one
+/// of those files.
+pub fn load_sae(path: &Path) -> Result<Sae> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        load_dir(path)
+    } else {
+        load_file(path)
+    }
+}
+
+fn load_dir(dir: &Path) -> Result<Sae> {
+    let f = |name: &str| dir.join(name);
+    if f("sae_weights.safetensors").is_file() {
+        return load_saelens(&f("sae_weights.safetensors"));
+    }
+    if f("sae.safetensors").is_file() {
+        return load_sparsify(&f("sae.safetensors"));
+    }
+    if f("params.npz").is_file() {
+        return load_gemmascope_npz(&f("params.npz"));
+    }
+    if f("params.safetensors").is_file() {
+        return load_file(&f("params.safetensors"));
+    }
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    let mut hookpoints: Vec<PathBuf> = entries
+        .iter()
+        .filter(|p| p.is_dir() && p.join("sae.safetensors").is_file())
+        .cloned()
+        .collect();
+    hookpoints.sort();
+    match hookpoints.as_slice() {
+        [one] => return load_sparsify(&one.join("sae.safetensors")),
+        [] => {}
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            return Err(Error::bad_input(
+                dir,
+                format!(
+                    "this sparsify folder holds {} hookpoints ({}); pass one hookpoint folder",
+                    many.len(),
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut weights: Vec<&PathBuf> = entries
+        .iter()
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("safetensors") | Some("npz")
+                )
+        })
+        .collect();
+    weights.sort();
+    if let [one] = weights.as_slice() {
+        return load_file(one);
+    }
+    Err(Error::bad_input(
+        dir,
+        "no SAE found: expected cfg.json + sae_weights.safetensors (SAELens), cfg.json + sae.safetensors \
+         (sparsify, or one <hookpoint>/ subfolder holding them), params.npz (Gemma Scope) or a single \
+         safetensors file with w_enc/w_dec (Gemma Scope 2)",
+    ))
+}
+
+fn load_file(path: &Path) -> Result<Sae> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("npz") => load_gemmascope_npz(path),
+        Some("safetensors") => {
+            let st = StFile::open(path)?;
+            if st.get("W_enc").is_some() {
+                load_saelens(path)
+            } else if st.get("encoder.weight").is_some() {
+                load_sparsify(path)
+            } else if st.get("w_enc").is_some() {
+                load_gemmascope2(path, st)
+            } else {
+                Err(Error::bad_input(
+                    path,
+                    format!(
+                        "not a known SAE file: no 'W_enc' (SAELens), 'encoder.weight' (sparsify) or 'w_enc' (Gemma Scope 2) tensor; {}",
+                        st.names_list()
+                    ),
+                ))
+            }
+        }
+        _ => Err(Error::bad_input(
+            path,
+            "not a known SAE file: expected a folder, a .safetensors file or a Gemma Scope params.npz",
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// cfg.json
+
+fn read_cfg(path: &Path) -> Result<serde_json::Map<String, Value>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::bad_input(path, format!("invalid JSON: {e}")))?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(Error::bad_input(path, "expected a JSON object")),
+    }
+}
+
+fn cfg_next_to(weights: &Path) -> Result<(PathBuf, serde_json::Map<String, Value>)> {
+    let dir = weights.parent().unwrap_or_else(|| Path::new("."));
+    let cfg = dir.join("cfg.json");
+    if !cfg.is_file() {
+        return Err(Error::bad_input(
+            dir,
+            format!(
+                "missing cfg.json next to {}",
+                weights
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let m = read_cfg(&cfg)?;
+    Ok((cfg, m))
+}
+
+fn get_str(m: &serde_json::Map<String, Value>, k: &str) -> Option<String> {
+    m.get(k).and_then(|v| v.as_str()).map(str::to_string)
+}
+
+/// A non-negative integer field; also accepts floats with an integral value (`32.0`).
+fn get_usize(cfg: &Path, m: &serde_json::Map<String, Value>, k: &str) -> Result<Option<usize>> {
+    match m.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let n = v
+                .as_u64()
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1e15)
+                        .map(|f| f as u64)
+                })
+                .and_then(|n| usize::try_from(n).ok());
+            match n {
+                Some(n) => Ok(Some(n)),
+                None => Err(Error::bad_input(
+                    cfg,
+                    format!("field '{k}' must be a non-negative integer, found {v}"),
+                )),
+            }
+        }
+    }
+}
+
+fn get_bool(cfg: &Path, m: &serde_json::Map<String, Value>, k: &str) -> Result<Option<bool>> {
+    match m.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(Error::bad_input(
+            cfg,
+            format!("field '{k}' must be true or false, found {v}"),
+        )),
+    }
+}
+
+/// The layer in a hook name: the number after `blocks.`, `layers.`, `layer.`, `h.` (or the first
+/// numeric component).
+pub(crate) fn layer_from_hook(hook: &str) -> Option<u32> {
+    let parts: Vec<&str> = hook.split(['.', '/']).collect();
+    for w in parts.windows(2) {
+        if let [a, b] = w {
+            if matches!(*a, "blocks" | "layers" | "layer" | "h" | "block") {
+                if let Ok(n) = b.parse() {
+                    return Some(n);
+                }
+            }
+        }
+    }
+    parts.iter().find_map(|p| p.parse().ok())
+}
+
+/// The layer from a path component `layer_12` (Gemma Scope's layout).
+fn layer_from_path(path: &Path) -> Option<u32> {
+    path.components().rev().find_map(|c| {
+        c.as_os_str()
+            .to_str()
+            .and_then(|s| s.strip_prefix("layer_"))
+            .and_then(|n| n.parse().ok())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// weights
+
+/// Where tensors come from.
+enum Src {
+    St(StFile),
+    Npz(Npz),
+}
+
+impl Src {
+    fn has(&self, name: &str) -> bool {
+        match self {
+            Src::St(s) => s.get(name).is_some(),
+            Src::Npz(z) => z.contains(name),
+        }
+    }
+    fn read(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        match self {
+            Src::St(s) => s.read_f32(name),
+            Src::Npz(z) => z.read_f32(name).map(|a| (a.shape, a.data)),
+        }
+    }
+}
+
+struct Names {
+    w_enc: &'static str,
+    /// `encoder.weight` is stored `[d_sae, d_in]`.
+    w_enc_transposed: bool,
+    b_enc: &'static str,
+    w_dec: &'static str,
+    b_dec: &'static str,
+    threshold: Option<&'static str>,
+}
+
+struct Weights {
+    d_in: usize,
+    d_sae: usize,
+    w_enc: Vec<f32>,
+    b_enc: Vec<f32>,
+    w_dec: Vec<f32>,
+    b_dec: Vec<f32>,
+    threshold: Option<Vec<f32>>,
+}
+
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    // Blocked for cache friendliness on large matrices.
+    const B: usize = 64;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    if let (Some(o), Some(x)) = (out.get_mut(c * rows + r), v.get(r * cols + c)) {
+                        *o = *x;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check_finite(path: &Path, name: &str, shape: &[usize], v: &[f32]) -> Result<()> {
+    if let Some((i, x)) = first_non_finite(v) {
+        let cols = shape.get(1).copied().unwrap_or(1);
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "tensor '{name}' holds {x} at {}",
+                at_row(i, cols, shape.len())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn read_weights(path: &Path, src: &mut Src, n: &Names) -> Result<Weights> {
+    let bad = |m: String| Error::bad_input(path, m);
+    let (es, enc) = src.read(n.w_enc)?;
+    let (d_in, d_sae) = match (es.as_slice(), n.w_enc_transposed) {
+        ([a, b], false) => (*a, *b),
+        ([a, b], true) => (*b, *a),
+        _ => {
+            return Err(bad(format!(
+                "tensor '{}' has shape {}, expected a matrix [{}]",
+                n.w_enc,
+                shape_str(&es),
+                if n.w_enc_transposed {
+                    "d_sae, d_in"
+                } else {
+                    "d_in, d_sae"
+                }
+            )))
+        }
+    };
+    if d_in == 0 || d_sae == 0 {
+        return Err(bad(format!(
+            "tensor '{}' has shape {}: d_in and d_sae must be positive",
+            n.w_enc,
+            shape_str(&es)
+        )));
+    }
+    let from = format!(
+        "(d_in = {d_in}, d_sae = {d_sae} from '{}' {})",
+        n.w_enc,
+        shape_str(&es)
+    );
+    let mut want = |name: &str, expected: &[usize], what: &str| -> Result<Vec<f32>> {
+        let (s, v) = src.read(name)?;
+        if s != expected {
+            return Err(bad(format!(
+                "tensor '{name}' has shape {}, expected {} = {what} {from}",
+                shape_str(&s),
+                shape_str(expected)
+            )));
+        }
+        check_finite(path, name, &s, &v)?;
+        Ok(v)
+    };
+    let b_enc = want(n.b_enc, &[d_sae], "[d_sae]")?;
+    let w_dec = want(n.w_dec, &[d_sae, d_in], "[d_sae, d_in]")?;
+    let b_dec = want(n.b_dec, &[d_in], "[d_in]")?;
+    let threshold = match n.threshold {
+        Some(t) => Some(want(t, &[d_sae], "[d_sae]")?),
+        None => None,
+    };
+    check_finite(path, n.w_enc, &es, &enc)?;
+    let w_enc = if n.w_enc_transposed {
+        transpose(&enc, d_sae, d_in)
+    } else {
+        enc
+    };
+    Ok(Weights {
+        d_in,
+        d_sae,
+        w_enc,
+        b_enc,
+        w_dec,
+        b_dec,
+        threshold,
+    })
+}
+
+fn check_dims(
+    cfg: &Path,
+    m: &serde_json::Map<String, Value>,
+    w: &Weights,
+    weights: &Path,
+) -> Result<()> {
+    for (key, actual) in [("d_in", w.d_in), ("d_sae", w.d_sae)] {
+        if let Some(v) = get_usize(cfg, m, key)? {
+            if v != actual {
+                return Err(Error::bad_input(
+                    cfg,
+                    format!(
+                        "{key} is {v} in cfg.json but the weights in {} have {key} = {actual}",
+                        weights.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_k(cfg: &Path, k: Option<usize>, d_sae: usize) -> Result<usize> {
+    match k {
+        Some(k) if k >= 1 && k <= d_sae => Ok(k),
+        Some(k) => Err(Error::bad_input(
+            cfg,
+            format!("k = {k} is out of range for a TopK SAE with d_sae = {d_sae} (1..={d_sae})"),
+        )),
+        None => Err(Error::bad_input(cfg, "TopK SAE without k")),
+    }
+}
+
+fn load_saelens(weights: &Path) -> Result<Sae> {
+    let (cfg_path, cfg) = cfg_next_to(weights)?;
+    let cp = cfg_path.as_path();
+    let meta = cfg.get("metadata").and_then(|m| m.as_object());
+    let meta_str = |k: &str| {
+        meta.and_then(|m| get_str(m, k))
+            .or_else(|| get_str(&cfg, k))
+    };
+    let arch_name = get_str(&cfg, "architecture").unwrap_or_else(|| "standard".into());
+    let act_fn = get_str(&cfg, "activation_fn").or_else(|| get_str(&cfg, "activation_fn_str"));
+    let kwargs_k = match cfg.get("activation_fn_kwargs").and_then(|v| v.as_object()) {
+        Some(kw) => get_usize(cp, kw, "k")?,
+        None => None,
+    };
+    let k = match get_usize(cp, &cfg, "k")? {
+        Some(k) => Some(k),
+        None => kwargs_k,
+    };
+    let architecture = match arch_name.as_str() {
+        "standard" | "relu" => match act_fn.as_deref() {
+            None | Some("relu") => Architecture::Relu,
+            Some("topk") => Architecture::TopK,
+            Some(other) => {
+                return Err(Error::bad_input(
+                    cp,
+                    format!("unsupported activation function '{other}' (relu and topk are supported)"),
+                ))
+            }
+        },
+        "topk" => Architecture::TopK,
+        "jumprelu" => Architecture::JumpRelu,
+        other => {
+            return Err(Error::bad_input(
+                cp,
+                format!(
+                    "unsupported SAE architecture '{other}' (standard/relu, topk and jumprelu are supported)"
+                ),
+            ))
+        }
+    };
+    if let Some(norm) = get_str(&cfg, "normalize_activations") {
+        if norm != "none" {
+            return Err(Error::bad_input(
+                cp,
+                format!(
+                    "normalize_activations '{norm}' is not supported: saedb encodes raw activations, \
+                     which would give wrong codes for this SAE"
+                ),
+            ));
+        }
+    }
+    let apply_b_dec_to_input = get_bool(cp, &cfg, "apply_b_dec_to_input")?.unwrap_or(true);
+    let st = StFile::open(weights)?;
+    let threshold = if architecture == Architecture::JumpRelu {
+        if st.get("threshold").is_some() {
+            Some("threshold")
+        } else if st.get("log_threshold").is_some() {
+            Some("log_threshold")
+        } else {
+            st.require("threshold")?;
+            None
+        }
+    } else {
+        None
+    };
+    let mut src = Src::St(st);
+    let mut w = read_weights(
+        weights,
+        &mut src,
+        &Names {
+            w_enc: "W_enc",
+            w_enc_transposed: false,
+            b_enc: "b_enc",
+            w_dec: "W_dec",
+            b_dec: "b_dec",
+            threshold,
+        },
+    )?;
+    if threshold == Some("log_threshold") {
+        if let Some(t) = w.threshold.as_mut() {
+            t.iter_mut().for_each(|x| *x = x.exp());
+        }
+    }
+    check_dims(cp, &cfg, &w, weights)?;
+    let k = if architecture == Architecture::TopK {
+        Some(check_k(cp, k, w.d_sae)?)
+    } else {
+        None
+    };
+    let hook = meta_str("hook_name");
+    let layer = match get_usize(cp, &cfg, "hook_layer")? {
+        Some(l) => u32::try_from(l).ok(),
+        None => match meta
+            .map(|m| get_usize(cp, m, "hook_layer"))
+            .transpose()?
+            .flatten()
+        {
+            Some(l) => u32::try_from(l).ok(),
+            None => hook.as_deref().and_then(layer_from_hook),
+        },
+    };
+    Ok(Sae {
+        architecture,
+        d_in: w.d_in,
+        d_sae: w.d_sae,
+        k,
+        apply_b_dec_to_input,
+        hook,
+        layer,
+        model: meta_str("model_name"),
+        source_format: "saelens",
+        w_enc: w.w_enc,
+        b_enc: w.b_enc,
+        w_dec: w.w_dec,
+        b_dec: w.b_dec,
+        threshold: w.threshold,
+    })
+}
+
+fn load_sparsify(weights: &Path) -> Result<Sae> {
+    let (cfg_path, cfg) = cfg_next_to(weights)?;
+    let cp = cfg_path.as_path();
+    let transcode = get_bool(cp, &cfg, "transcode")?.unwrap_or(false);
+    let mut src = Src::St(StFile::open(weights)?);
+    let w = read_weights(
+        weights,
+        &mut src,
+        &Names {
+            w_enc: "encoder.weight",
+            w_enc_transposed: true,
+            b_enc: "encoder.bias",
+            w_dec: "W_dec",
+            b_dec: "b_dec",
+            threshold: None,
+        },
+    )?;
+    check_dims(cp, &cfg, &w, weights)?;
+    let num_latents = get_usize(cp, &cfg, "num_latents")?.unwrap_or(0);
+    let expected = if num_latents > 0 {
+        Some(("num_latents", num_latents))
+    } else {
+        get_usize(cp, &cfg, "expansion_factor")?
+            .map(|e| ("expansion_factor × d_in", e.saturating_mul(w.d_in)))
+    };
+    if let Some((what, n)) = expected {
+        if n != w.d_sae {
+            return Err(Error::bad_input(
+                cp,
+                format!(
+                    "{what} = {n} in cfg.json but 'encoder.weight' in {} has {} latents",
+                    weights.display(),
+                    w.d_sae
+                ),
+            ));
+        }
+    }
+    let k = check_k(cp, get_usize(cp, &cfg, "k")?, w.d_sae)?;
+    let hook = weights
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let layer = hook.as_deref().and_then(layer_from_hook);
+    Ok(Sae {
+        architecture: Architecture::TopK,
+        d_in: w.d_in,
+        d_sae: w.d_sae,
+        k: Some(k),
+        apply_b_dec_to_input: !transcode,
+        hook,
+        layer,
+        model: get_str(&cfg, "model"),
+        source_format: "sparsify",
+        w_enc: w.w_enc,
+        b_enc: w.b_enc,
+        w_dec: w.w_dec,
+        b_dec: w.b_dec,
+        threshold: None,
+    })
+}
+
+fn gemmascope(path: &Path, w: Weights) -> Sae {
+    Sae {
+        architecture: Architecture::JumpRelu,
+        d_in: w.d_in,
+        d_sae: w.d_sae,
+        k: None,
+        apply_b_dec_to_input: false,
+        hook: None,
+        layer: layer_from_path(path),
+        model: None,
+        source_format: "gemmascope",
+        w_enc: w.w_enc,
+        b_enc: w.b_enc,
+        w_dec: w.w_dec,
+        b_dec: w.b_dec,
+        threshold: w.threshold,
+    }
+}
+
+fn load_gemmascope_npz(path: &Path) -> Result<Sae> {
+    let mut src = Src::Npz(Npz::open(path)?);
+    for name in ["W_enc", "W_dec", "b_enc", "b_dec", "threshold"] {
+        if !src.has(name) {
+            // Read it to get the "missing array ... (the archive holds ...)" message.
+            src.read(name)?;
+        }
+    }
+    let w = read_weights(
+        path,
+        &mut src,
+        &Names {
+            w_enc: "W_enc",
+            w_enc_transposed: false,
+            b_enc: "b_enc",
+            w_dec: "W_dec",
+            b_dec: "b_dec",
+            threshold: Some("threshold"),
+        },
+    )?;
+    Ok(gemmascope(path, w))
+}
+
+fn load_gemmascope2(path: &Path, st: StFile) -> Result<Sae> {
+    let mut src = Src::St(st);
+    let w = read_weights(
+        path,
+        &mut src,
+        &Names {
+            w_enc: "w_enc",
+            w_enc_transposed: false,
+            b_enc: "b_enc",
+            w_dec: "w_dec",
+            b_dec: "b_dec",
+            threshold: Some("threshold"),
+        },
+    )?;
+    Ok(gemmascope(path, w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hooks() {
+        assert_eq!(layer_from_hook("blocks.8.hook_resid_post"), Some(8));
+        assert_eq!(layer_from_hook("layers.6.mlp"), Some(6));
+        assert_eq!(layer_from_hook("encoder.layer.1.output"), Some(1));
+        assert_eq!(layer_from_hook("embed"), None);
+        assert_eq!(
+            layer_from_path(Path::new("/x/layer_12/width_16k/average_l0_82/params.npz")),
+            Some(12)
+        );
+    }
+
+    #[test]
+    fn transpose_small() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert_eq!(transpose(&v, 2, 3), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    }
+
+    #[test]
+    fn fixture_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/minilm-mini/sae_L2");
+        let s = load_sae(&p).unwrap();
+        assert_eq!((s.d_in, s.d_sae, s.k), (384, 512, Some(16)));
+        assert_eq!(s.architecture, Architecture::TopK);
+        assert_eq!(s.layer, Some(2));
+        assert!(s.apply_b_dec_to_input);
+        assert_eq!(s.hook.as_deref(), Some("encoder.layer.1.output"));
+    }
+}
