@@ -1,1 +1,29 @@
-pub fn _x(){}
+//! # saedb-query
+//!
+//! The saedb query language: the pest grammar (`grammars/saedb.pest`), its AST, a planner/executor
+//! over [`saedb_engine::Store`], and renderers of typed result sets as tables, JSON or CSV.
+//! docs/QUERY.md is the language reference.
+//!
+//! ```no_run
+//! use saedb_query::{render, Format, Session};
+//! use std::sync::Arc;
+//! let store = Arc::new(saedb_engine::Store::open("my.saedb")?);
+//! let mut session = Session::new(store);
+//! for rs in session.execute("SHOW DICTIONARIES; TOP 5 ACTIVATIONS OF L2/7 CONTEXT 3;").unwrap() {
+//!     print!("{}", render(&rs, Format::Table));
+//! }
+//! # Ok::<(), saedb_engine::Error>(())
+//! ```
+
+pub mod ast;
+pub mod error;
+pub mod exec;
+pub mod parser;
+pub mod render;
+pub mod result;
+
+pub use error::{ErrorKind, QueryError};
+pub use exec::Session;
+pub use parser::{is_complete, parse, split_statements, KEYWORDS};
+pub use render::{render, render_table, Format};
+pub use result::{ResultKind, ResultSet, Value};
