@@ -1,0 +1,395 @@
+//! The command-line shape of `saedb`. Scripts and other tools call it: this shape is a contract.
+//! Options may be added; existing ones keep their names and meaning.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const ABOUT: &str =
+    "saedb: an embedded database for the sparse-autoencoder (SAE) features of language models";
+
+const LONG_ABOUT: &str = "\
+saedb: an embedded database for the sparse-autoencoder (SAE) features of language models.
+
+A store is a directory. Ingest dictionaries (SAE weights), documents of tokens and feature
+activations into it, then ask questions in saedb's query language from the command line, from
+script files, or in the interactive shell.";
+
+const AFTER_LONG_HELP: &str = "\
+Examples:
+  # the whole tour on the bundled fixtures, ending in the interactive shell
+  saedb demo
+
+  # build a store by hand
+  saedb ingest dictionary my.saedb --name L2 fixtures/minilm-mini/sae_L2
+  saedb ingest tokens my.saedb fixtures/minilm-mini/tokens.jsonl
+  saedb ingest latents my.saedb --dictionary L2 fixtures/minilm-mini/latents_L2.safetensors
+  saedb info my.saedb
+
+  # ask it things
+  saedb query my.saedb 'TOP 5 ACTIVATIONS OF L2/7 CONTEXT 4;'
+  saedb query my.saedb 'DESCRIBE L2/7;' --format json
+  saedb run my.saedb tour.sdq --format csv
+  saedb shell my.saedb
+
+Exit status: 0 on success, 1 on any error (the error is one line on stderr, or a diagnostic
+with file:line:column for statements), 2 for a malformed command line.";
+
+#[derive(Debug, Parser)]
+#[command(name = "saedb", version, about = ABOUT, long_about = LONG_ABOUT, after_long_help = AFTER_LONG_HELP)]
+#[command(propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load data into a store (created if it does not exist yet).
+    #[command(subcommand, after_long_help = INGEST_HELP)]
+    Ingest(Ingest),
+
+    /// Summarise a store: documents, tokens, dictionaries, vocabulary, graphs, labels.
+    #[command(after_long_help = "\
+Examples:
+  saedb info my.saedb
+  saedb info my.saedb --format json | jq '.dictionaries[].name'")]
+    Info {
+        /// An existing store directory.
+        store: PathBuf,
+        /// Output format: an aligned summary, or the full record as JSON.
+        #[arg(long, short, value_enum, default_value_t = InfoFormat::Table)]
+        format: InfoFormat,
+    },
+
+    /// Run one or more statements given on the command line.
+    #[command(after_long_help = "\
+Statements are separated by ';' (the last ';' may be left out). Each result set is printed in turn.
+
+Examples:
+  saedb query my.saedb 'SHOW DICTIONARIES;'
+  saedb query my.saedb 'TOP 10 ACTIVATIONS OF L2/7 CONTEXT 8;'
+  saedb query my.saedb 'NEIGHBOURS OF L2/7 IN L4 LIMIT 5;' --format json
+  saedb query my.saedb 'FEATURES AT DOC 3 POS 5 IN L2;' --format csv > at.csv
+
+On an error the diagnostic points at line:column of the statement, and the exit status is 1.")]
+    Query {
+        /// An existing store directory.
+        store: PathBuf,
+        /// The statement(s), e.g. 'DESCRIBE L2/7;'.
+        statement: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+
+    /// Run a script of statements from a file ('-' reads standard input).
+    #[command(after_long_help = "\
+Statements run in order and their results are printed as they finish. The first error stops the
+script: its diagnostic names script:line:column and the exit status is 1. '--' starts a comment.
+
+Examples:
+  saedb run my.saedb tour.sdq
+  saedb run my.saedb tour.sdq --format json > results.jsonl
+  echo 'SHOW DICTIONARIES;' | saedb run my.saedb -")]
+    Run {
+        /// An existing store directory.
+        store: PathBuf,
+        /// The script file (.sdq), or '-' for standard input.
+        script: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+
+    /// Start the interactive shell (REPL) on a store.
+    #[command(after_long_help = SHELL_HELP)]
+    Shell {
+        /// An existing store directory.
+        store: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+
+    /// Build a store from the bundled fixtures and run a tour of queries, then open the shell.
+    #[command(after_long_help = "\
+The demo ingests fixtures/minilm-mini (two real TopK SAEs on all-MiniLM-L6-v2, as L2 and L4; 54
+documents of real text; the SAE codes of every token), plus an attribution graph from
+fixtures/graphs when present, then runs a commented tour of queries with their output. Feature
+ids in the tour are picked from the data. Afterwards it opens the interactive shell when standard
+input is a terminal (unless --no-shell).
+
+Without --store the store is a fresh temporary directory, removed on exit. With --store DIR the
+store is kept, and reused when it already holds the fixtures.
+
+Examples:
+  saedb demo
+  saedb demo --no-shell
+  saedb demo --store /tmp/demo.saedb && saedb shell /tmp/demo.saedb")]
+    Demo {
+        /// Keep the store in DIR (reused if it already holds the fixtures).
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Do not open the shell after the tour.
+        #[arg(long)]
+        no_shell: bool,
+        /// Where the fixtures are (default: the fixtures/ folder of the saedb source tree).
+        #[arg(long, value_name = "DIR")]
+        fixtures: Option<PathBuf>,
+    },
+}
+
+const INGEST_HELP: &str = "\
+Every ingest creates the store if it does not exist yet, prints a progress bar on a terminal,
+and ends with a one-line summary. A failed ingest leaves the store as it was.
+
+Examples:
+  saedb ingest dictionary my.saedb --name L2 fixtures/minilm-mini/sae_L2
+  saedb ingest tokens my.saedb fixtures/minilm-mini/tokens.jsonl
+  saedb ingest latents my.saedb --dictionary L2 fixtures/minilm-mini/latents_L2.safetensors
+  saedb ingest activations my.saedb --dictionary L2 fixtures/minilm-mini/resid_L2.safetensors
+  saedb ingest vocab my.saedb embed.safetensors --tensor embeddings.word_embeddings.weight --vocab vocab.txt
+  saedb ingest graph my.saedb --name dallas capital-dallas.json
+
+docs/FORMATS.md lists every accepted input with its exact tensor and field names.";
+
+const SHELL_HELP: &str = "\
+Type statements ending in ';' (they may span lines: the prompt becomes '   ...> ' until the ';').
+Tab completes keywords, dictionary names, labels (after a '\"') and graph names.
+
+Dot-commands:
+  .help                     this list
+  .format table|json|csv    how results are printed
+  .timer on|off             print the time each statement took
+  .open STORE               switch to another store
+  .dicts                    list the dictionaries of the store
+  .read FILE                run a script file
+  .quit / .exit             leave (Ctrl-D too; Ctrl-C clears the current statement)
+
+History is kept in $SAEDB_HISTORY when set, otherwise in $HOME/.saedb_history (not inside the
+store, so a store can be shared read-only).
+
+Examples:
+  saedb shell my.saedb
+  saedb shell my.saedb --format json";
+
+#[derive(Debug, Subcommand)]
+pub enum Ingest {
+    /// A dictionary (SAE weights): SAELens folder, sparsify folder, Gemma Scope params.npz.
+    #[command(after_long_help = "\
+The format is detected from what PATH holds:
+  - SAELens: a folder with sae_weights.safetensors (W_enc, W_dec, b_enc, b_dec[, threshold]) and cfg.json
+  - EleutherAI sparsify: a folder with sae.safetensors (encoder.weight, encoder.bias, W_dec, b_dec) and cfg.json
+  - Gemma Scope: params.npz (W_enc, W_dec, b_enc, b_dec, threshold), or its safetensors (w_enc, w_dec, ...)
+
+Examples:
+  saedb ingest dictionary my.saedb --name L2 fixtures/minilm-mini/sae_L2
+  saedb ingest dictionary my.saedb --name res-8 gemma-scope/layer_8/width_16k/params.npz")]
+    Dictionary {
+        /// The store directory (created if absent).
+        store: PathBuf,
+        /// The dictionary's name in queries, e.g. L2 (then features are L2/1234).
+        #[arg(long, short)]
+        name: String,
+        /// The SAE folder or file.
+        path: PathBuf,
+    },
+
+    /// Documents of tokens, from JSON lines.
+    #[command(after_long_help = "\
+One document a line: {\"doc\": 0, \"tokens\": [\"The\", \" cat\"], \"token_ids\": [464, 3797], \"text\": \"...\"}
+
+Example:
+  saedb ingest tokens my.saedb fixtures/minilm-mini/tokens.jsonl")]
+    Tokens {
+        /// The store directory (created if absent).
+        store: PathBuf,
+        /// A .jsonl file.
+        file: PathBuf,
+    },
+
+    /// Pre-encoded sparse codes (EleutherAI delphi style) of a dictionary.
+    #[command(after_long_help = "\
+FILE is a delphi cache folder of <start>_<end>.safetensors splits, or one such file, holding
+locations [n,3] = (sequence, position, latent - start) and activations [n].
+
+Example:
+  saedb ingest latents my.saedb --dictionary L2 fixtures/minilm-mini/latents_L2.safetensors")]
+    Latents {
+        /// The store directory (created if absent).
+        store: PathBuf,
+        /// The dictionary the codes belong to (ingested before).
+        #[arg(long, short)]
+        dictionary: String,
+        /// A .safetensors file or a folder of splits.
+        file: PathBuf,
+    },
+
+    /// Dense activations, encoded into sparse codes with the dictionary at ingest.
+    #[command(after_long_help = "\
+FILE (.safetensors or .npy) holds activations [n, d_in] and doc_pos [n, 2] (int32); d_in must
+match the dictionary's.
+
+Example:
+  saedb ingest activations my.saedb --dictionary L2 fixtures/minilm-mini/resid_L2.safetensors")]
+    Activations {
+        /// The store directory (created if absent).
+        store: PathBuf,
+        /// The dictionary to encode with (ingested before).
+        #[arg(long, short)]
+        dictionary: String,
+        /// A .safetensors or .npy file.
+        file: PathBuf,
+    },
+
+    /// A model's embedding or unembedding matrix with its vocabulary, for TOKEN EFFECTS.
+    #[command(after_long_help = "\
+Example:
+  saedb ingest vocab my.saedb word_embeddings.f16.safetensors \\
+      --tensor embeddings.word_embeddings.weight --vocab vocab.txt")]
+    Vocab {
+        /// The store directory (created if absent).
+        store: PathBuf,
+        /// The .safetensors file holding the matrix.
+        file: PathBuf,
+        /// The tensor's name inside the file.
+        #[arg(long, short)]
+        tensor: String,
+        /// The vocabulary: vocab.txt (one token a line) or tokenizer.json.
+        #[arg(long, short)]
+        vocab: PathBuf,
+    },
+
+    /// An attribution graph (circuit-tracer / Neuronpedia graph JSON), for CHAINS.
+    #[command(after_long_help = "\
+Example:
+  saedb ingest graph my.saedb --name dallas capital-dallas.json
+  saedb query my.saedb 'CHAINS TO \"27_22605_7\" IN GRAPH dallas LIMIT 5;'")]
+    Graph {
+        /// The store directory (created if absent).
+        store: PathBuf,
+        /// The graph's name in queries.
+        #[arg(long, short)]
+        name: String,
+        /// The graph JSON file.
+        file: PathBuf,
+    },
+}
+
+/// The output format of statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns, the token highlighted inside its context.
+    Table,
+    /// One JSON document per result set, with stable field names (docs/QUERY.md).
+    Json,
+    /// Comma-separated values with a header row, one block per result set.
+    Csv,
+}
+
+impl OutputFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Table => "table",
+            OutputFormat::Json => "json",
+            OutputFormat::Csv => "csv",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InfoFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when standard output is a terminal and NO_COLOR is unset.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output format of results.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Colour in table output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Print how long each statement took (on stderr).
+    #[arg(long)]
+    pub timer: bool,
+}
+
+impl OutputArgs {
+    pub fn color_enabled(&self) -> bool {
+        use std::io::IsTerminal;
+        match self.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn contract_shapes_parse() {
+        let ok = [
+            vec!["saedb", "ingest", "dictionary", "s", "--name", "L2", "p"],
+            vec!["saedb", "ingest", "tokens", "s", "t.jsonl"],
+            vec!["saedb", "ingest", "latents", "s", "--dictionary", "L2", "f"],
+            vec![
+                "saedb",
+                "ingest",
+                "activations",
+                "s",
+                "--dictionary",
+                "L2",
+                "f",
+            ],
+            vec![
+                "saedb",
+                "ingest",
+                "vocab",
+                "s",
+                "f.safetensors",
+                "--tensor",
+                "W",
+                "--vocab",
+                "v.txt",
+            ],
+            vec!["saedb", "ingest", "graph", "s", "--name", "g", "g.json"],
+            vec!["saedb", "info", "s"],
+            vec!["saedb", "info", "s", "--format", "json"],
+            vec![
+                "saedb",
+                "query",
+                "s",
+                "SHOW DICTIONARIES;",
+                "--format",
+                "csv",
+            ],
+            vec!["saedb", "run", "s", "x.sdq", "--format", "json"],
+            vec!["saedb", "shell", "s"],
+            vec!["saedb", "demo", "--store", "d", "--no-shell"],
+            vec!["saedb", "demo"],
+        ];
+        for args in ok {
+            Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        assert!(Cli::try_parse_from(["saedb", "query", "s", "x", "--format", "xml"]).is_err());
+        assert!(Cli::try_parse_from(["saedb", "ingest", "latents", "s", "f"]).is_err());
+    }
+}

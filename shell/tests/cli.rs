@@ -1,0 +1,469 @@
+//! Integration tests of the `saedb` binary: the command-line contract, ingest of the fixtures,
+//! `info` against counts computed from the files themselves, bad input, `query`, `run`, `demo`.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// One store with the fixtures, built once and shared by the tests that only read it. RocksDB
+/// allows one process per store at a time, so its users take turns.
+fn shared_store() -> (MutexGuard<'static, ()>, PathBuf) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    static STORE: OnceLock<PathBuf> = OnceLock::new();
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let path = STORE.get_or_init(|| {
+        let p = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-shared-{}.saedb", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        build_store(&p);
+        p
+    });
+    (guard, path.clone())
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn help_everywhere_with_examples() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["ingest"],
+        &["ingest", "dictionary"],
+        &["ingest", "tokens"],
+        &["ingest", "latents"],
+        &["ingest", "activations"],
+        &["ingest", "vocab"],
+        &["ingest", "graph"],
+        &["info"],
+        &["query"],
+        &["run"],
+        &["shell"],
+        &["demo"],
+    ];
+    for c in commands {
+        let mut args: Vec<&str> = c.to_vec();
+        args.push("--help");
+        let out = ok(&args);
+        assert!(
+            out.contains("Example"),
+            "saedb {args:?} has no examples:\n{out}"
+        );
+        assert!(out.contains("Usage: saedb"), "{out}");
+    }
+    assert!(
+        ok(&["shell", "--help"]).contains(".saedb_history"),
+        "the shell's help says where history goes"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec![],
+        vec!["frobnicate"],
+        vec!["query", "x"],
+        vec!["query", "x", "SHOW DICTIONARIES;", "--format", "xml"],
+        vec!["ingest", "latents", "x", "f.safetensors"],
+        vec!["ingest", "vocab", "x", "f.safetensors", "--vocab", "v.txt"],
+    ] {
+        let o = saedb(&args);
+        assert_eq!(o.status.code(), Some(2), "saedb {args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn info_matches_counts_computed_from_the_files() {
+    let (_g, store) = shared_store();
+    let info = info_json(&store);
+    let e2 = expected("L2");
+    let e4 = expected("L4");
+    assert_eq!(info["documents"], e2.documents, "{info}");
+    assert_eq!(info["tokens"], e2.tokens, "{info}");
+    let dicts = info["dictionaries"].as_array().unwrap();
+    assert_eq!(dicts.len(), 2, "{info}");
+    for (d, e, name) in [(&dicts[0], &e2, "L2"), (&dicts[1], &e4, "L4")] {
+        assert_eq!(d["name"], name);
+        assert_eq!(d["d_in"], e.d_in, "{d}");
+        assert_eq!(d["d_sae"], e.d_sae, "{d}");
+        assert_eq!(d["architecture"], "topk", "{d}");
+        assert_eq!(d["nonzeros"], e.nonzeros, "{d}");
+        assert_eq!(d["tokens_encoded"], e.tokens_encoded, "{d}");
+    }
+    // The table form shows the same numbers.
+    let table = ok(&["info", s(&store)]);
+    for n in [e2.documents, e2.nonzeros] {
+        let pretty = n
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(table.contains(&pretty), "{pretty} missing from:\n{table}");
+    }
+    assert!(table.contains("L2") && table.contains("L4"), "{table}");
+}
+
+#[test]
+fn ingest_prints_a_one_line_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("new.saedb");
+    let out = ok(&[
+        "ingest",
+        "tokens",
+        s(&store),
+        fixture("tokens.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let e = expected("L2");
+    assert!(out.starts_with("ingested "), "{out}");
+    assert!(out.contains(&e.documents.to_string()), "{out}");
+    assert!(out.contains(" s"), "{out}");
+    assert_eq!(info_json(&store)["documents"], e.documents);
+}
+
+/// The strongest activation of every L2 feature, from the latents file itself.
+fn strongest_l2() -> (u32, f32, i32, i32) {
+    let lat = read_safetensors(&fixture("latents_L2.safetensors"));
+    let loc = lat.i32s("locations");
+    let val = lat.f32s("activations");
+    let mut best = (0u32, f32::MIN, 0, 0);
+    for (i, c) in loc.chunks_exact(3).enumerate() {
+        if val[i] > best.1 {
+            best = (c[2] as u32, val[i], c[0], c[1]);
+        }
+    }
+    best
+}
+
+#[test]
+fn query_json_and_csv() {
+    let (_g, store) = shared_store();
+    let (f, max, doc, pos) = strongest_l2();
+    let out = ok(&[
+        "query",
+        s(&store),
+        &format!("TOP 3 ACTIVATIONS OF L2/{f};"),
+        "--format",
+        "json",
+    ]);
+    let rows: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{out}");
+    for k in ["doc", "pos", "token", "value", "context"] {
+        assert!(rows[0].get(k).is_some(), "no {k} in {out}");
+    }
+    assert_eq!(rows[0]["doc"], doc, "{out}");
+    assert_eq!(rows[0]["pos"], pos, "{out}");
+    assert!(
+        (rows[0]["value"].as_f64().unwrap() - f64::from(max)).abs()
+            < 1e-3 * f64::from(max).abs().max(1.0),
+        "{out}"
+    );
+    assert!(
+        rows[0]["value"].as_f64() >= rows[1]["value"].as_f64(),
+        "{out}"
+    );
+
+    let csv = ok(&[
+        "query",
+        s(&store),
+        &format!("TOP 3 ACTIVATIONS OF L2/{f}"),
+        "--format",
+        "csv",
+    ]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert_eq!(lines[0].trim_end(), "doc,pos,token,value,context");
+    assert!(lines[1].starts_with(&format!("{doc},{pos},")), "{csv}");
+
+    // Two statements: two result sets, in order.
+    let out = ok(&["query", s(&store), "SHOW DICTIONARIES; DESCRIBE L2/0;"]);
+    let a = out.find("L4").expect("dictionaries listed");
+    let b = out
+        .find("histogram")
+        .or(out.find("count"))
+        .expect("describe printed");
+    assert!(a < b, "{out}");
+
+    // Table output of DESCRIBE carries the bar chart of the histogram.
+    let out = ok(&["query", s(&store), &format!("DESCRIBE L2/{f};")]);
+    assert!(
+        out.contains("activation histogram") && out.contains('█'),
+        "{out}"
+    );
+}
+
+#[test]
+fn query_errors_point_at_the_text() {
+    let (_g, store) = shared_store();
+    let o = saedb(&["query", s(&store), "DESCRIBE L9/1;"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("<query>:1:10"), "{err}");
+    assert!(err.contains('^'), "{err}");
+    assert!(
+        err.contains("L2") && err.contains("L4"),
+        "the hint names the dictionaries that exist: {err}"
+    );
+    assert!(stdout(&o).is_empty());
+
+    let o = saedb(&["query", s(&store), "SHWO DICTIONARIES;"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("<query>:1:1"), "{}", stderr(&o));
+}
+
+#[test]
+fn run_stops_at_the_first_error_with_script_line_column() {
+    let (_g, store) = shared_store();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.sdq");
+    std::fs::write(
+        &script,
+        "-- a script\nSHOW DICTIONARIES;\n  DESCRIBE   L9/3;\nLABEL L2/1 AS \"must not be set\";\n",
+    )
+    .unwrap();
+    let o = saedb(&["run", s(&store), s(&script), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("script.sdq:3:14"), "{err}");
+    assert!(
+        err.contains("DESCRIBE   L9/3;") && err.contains('^'),
+        "{err}"
+    );
+    // The statement before ran and printed; the one after did not run.
+    let out = stdout(&o);
+    let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&out)
+        .into_iter()
+        .map(|v| v.unwrap())
+        .collect();
+    assert_eq!(docs.len(), 1, "{out}");
+    let labels = ok(&[
+        "query",
+        s(&store),
+        "SEARCH LABELS \"must not\";",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&labels).unwrap(),
+        serde_json::json!([]),
+        "{labels}"
+    );
+
+    // A good script from stdin.
+    let o = std::process::Command::new(BIN)
+        .args(["run", s(&store), "-", "--format", "csv"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"SHOW DICTIONARIES;\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("L2"), "{}", stdout(&o));
+
+    // A missing script names itself.
+    let err = fails(&["run", s(&store), "/nonexistent/x.sdq"]);
+    assert!(err.contains("/nonexistent/x.sdq"), "{err}");
+}
+
+#[test]
+fn a_missing_store_is_an_error_and_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.saedb");
+    for args in [
+        vec!["info", s(&missing)],
+        vec!["query", s(&missing), "SHOW DICTIONARIES;"],
+        vec!["run", s(&missing), "x.sdq"],
+        vec!["shell", s(&missing)],
+    ] {
+        let err = fails(&args);
+        assert!(err.contains(s(&missing)), "{args:?}: {err}");
+        assert!(!missing.exists(), "{args:?} created the store");
+    }
+    // An ingest of a missing file does not create the store either.
+    let err = fails(&["ingest", "tokens", s(&missing), "/nonexistent/tokens.jsonl"]);
+    assert!(err.contains("/nonexistent/tokens.jsonl"), "{err}");
+    assert!(!missing.exists());
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_file_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.saedb");
+    ok(&[
+        "ingest",
+        "dictionary",
+        s(&store),
+        "--name",
+        "L2",
+        fixture("sae_L2").to_str().unwrap(),
+    ]);
+    ok(&[
+        "ingest",
+        "tokens",
+        s(&store),
+        fixture("tokens.jsonl").to_str().unwrap(),
+    ]);
+    let before = info_content(&store);
+
+    // A missing file.
+    let err = fails(&[
+        "ingest",
+        "latents",
+        s(&store),
+        "--dictionary",
+        "L2",
+        "/nonexistent/latents.safetensors",
+    ]);
+    assert!(err.contains("/nonexistent/latents.safetensors"), "{err}");
+
+    // An unknown dictionary.
+    let latents = fixture("latents_L2.safetensors");
+    let err = fails(&[
+        "ingest",
+        "latents",
+        s(&store),
+        "--dictionary",
+        "L9",
+        latents.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("latents_L2.safetensors") && err.contains("L9"),
+        "{err}"
+    );
+
+    // Dense activations whose d_in does not match the dictionary's.
+    let dense = dir.path().join("dense8.safetensors");
+    write_safetensors(
+        &dense,
+        &[
+            ("activations", "F32", vec![4, 8], f32_bytes(&[0.5; 32])),
+            (
+                "doc_pos",
+                "I32",
+                vec![4, 2],
+                i32_bytes(&[0, 1, 0, 2, 0, 3, 0, 4]),
+            ),
+        ],
+    );
+    let err = fails(&[
+        "ingest",
+        "activations",
+        s(&store),
+        "--dictionary",
+        "L2",
+        s(&dense),
+    ]);
+    assert!(err.contains("dense8.safetensors"), "{err}");
+    assert!(
+        err.contains('8') && err.contains("384"),
+        "the error gives both widths: {err}"
+    );
+
+    // A truncated safetensors file.
+    let bytes = std::fs::read(&latents).unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(&[
+        "ingest",
+        "latents",
+        s(&store),
+        "--dictionary",
+        "L2",
+        s(&truncated),
+    ]);
+    assert!(err.contains("truncated.safetensors"), "{err}");
+
+    // A tokens file with a broken line.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"doc\": 900, \"tokens\": [\"a\"], \"token_ids\": [1]}\n{\"doc\": 901, \"tokens\": [\n",
+    )
+    .unwrap();
+    let err = fails(&["ingest", "tokens", s(&store), s(&bad)]);
+    assert!(err.contains("bad.jsonl"), "{err}");
+
+    // A dictionary folder that is not an SAE.
+    let empty = dir.path().join("not-an-sae");
+    std::fs::create_dir(&empty).unwrap();
+    let err = fails(&["ingest", "dictionary", s(&store), "--name", "X", s(&empty)]);
+    assert!(err.contains("not-an-sae"), "{err}");
+
+    assert_eq!(
+        info_content(&store),
+        before,
+        "a failed ingest changed the store"
+    );
+}
+
+#[test]
+fn demo_runs_the_tour_and_reuses_its_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("demo.saedb");
+    let out = ok(&["demo", "--store", s(&store), "--no-shell"]);
+    for needle in [
+        "SHOW DICTIONARIES;",
+        "DESCRIBE L2/",
+        "CONTEXT",
+        "WHERE",
+        "NEIGHBOURS OF L2/",
+        "IN L4",
+        "FEATURES AT DOC",
+        "LABEL L2/",
+        "SEARCH LABELS",
+        "TOKEN EFFECTS OF",
+        "activation histogram",
+    ] {
+        assert!(out.contains(needle), "the tour lacks {needle}:\n{out}");
+    }
+    // The feature it shows is the strongest one of the data.
+    let (f, ..) = strongest_l2();
+    assert!(out.contains(&format!("DESCRIBE L2/{f};")), "{out}");
+    assert_eq!(
+        info_json(&store)["dictionaries"].as_array().unwrap().len(),
+        2
+    );
+
+    let again = ok(&["demo", "--store", s(&store), "--no-shell"]);
+    assert!(again.contains("reusing"), "{again}");
+    assert_eq!(
+        info_json(&store)["documents"],
+        expected("L2").documents,
+        "no double ingest"
+    );
+
+    // Without --store the temporary store is gone afterwards.
+    let out = ok(&["demo", "--no-shell"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("saedb demo: store "))
+        .expect("names its store");
+    let path = line
+        .trim_start_matches("saedb demo: store ")
+        .split(" (")
+        .next()
+        .unwrap();
+    assert!(!Path::new(path).exists(), "{path} left behind");
+
+    // Missing fixtures: a clear error.
+    let err = fails(&[
+        "demo",
+        "--no-shell",
+        "--fixtures",
+        s(&dir.path().join("nowhere")),
+    ]);
+    assert!(err.contains("fixtures"), "{err}");
+}
