@@ -26,7 +26,11 @@ pub enum Error {
 
     /// A feature index past the end of its dictionary.
     #[error("feature {index} is out of range for dictionary '{dict}' (it has {d_sae} features, 0..{d_sae})")]
-    FeatureOutOfRange { dict: String, index: u64, d_sae: u32 },
+    FeatureOutOfRange {
+        dict: String,
+        index: u64,
+        d_sae: u32,
+    },
 
     /// A document id that the store does not hold.
     #[error("unknown document {doc}")]
@@ -98,11 +102,17 @@ impl From<rocksdb::Error> for Error {
 impl Error {
     /// Shorthand for a [`Error::BadInput`] about `path`.
     pub fn bad_input(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::BadInput { path: path.into(), message: message.into() }
+        Error::BadInput {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// Shorthand for an [`Error::Io`] about `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

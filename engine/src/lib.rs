@@ -12,19 +12,29 @@
 //! store.ingest_dictionary("L2", "fixtures/minilm-mini/sae_L2".as_ref(), &NoProgress)?;
 //! store.ingest_tokens("fixtures/minilm-mini/tokens.jsonl".as_ref(), &NoProgress)?;
 //! store.ingest_latents("L2", "fixtures/minilm-mini/latents_L2.safetensors".as_ref(), &NoProgress)?;
-//! let top = store.top_activations(&FeatureRef::new("L2", 7), 5, None)?;
+//! for a in store.top_activations(&FeatureRef::new("L2", 7), 5, None)? {
+//!     println!("doc {} pos {} {:?} {}", a.doc, a.pos, a.token, a.value);
+//! }
 //! # Ok::<(), saedb_engine::Error>(())
 //! ```
 
+mod ann;
+mod codec;
 pub mod encode;
 pub mod error;
 pub mod formats;
 pub mod graph;
+mod graphs;
+mod ingest;
+mod keys;
 pub mod progress;
+mod read;
+mod stats;
 mod store;
 pub mod types;
 
 pub use error::{Error, Result};
 pub use progress::{NoProgress, Progress};
-pub use store::{is_special_token, ActivationFilter, Store};
+pub use read::MAX_LIMIT;
+pub use store::{is_special_token, ActivationFilter, Store, FORMAT_VERSION};
 pub use types::*;

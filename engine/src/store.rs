@@ -1,141 +1,439 @@
-//! The store: one RocksDB database in a directory, plus derived index files.
-//! Placeholder API surface; implementation is filled in module by module.
+//! The store: one RocksDB database in `<dir>/db`, derived HNSW index files in `<dir>/hnsw`.
+//!
+//! Commit protocol: every ingest gets a fresh ingest id, persisted before any of its data is
+//! written; its blocks carry that id in their keys; the ingest becomes visible in one synced write
+//! of the catalog that lists it. Readers ignore blocks whose ingest id is not in the catalog, so a
+//! crash mid-ingest leaves the store exactly as it was before the ingest.
 
-use crate::graph::{Chain, ChainQuery, GraphInfo, NodeInfluence};
+use crate::ann::AnnIndex;
+use crate::formats::vocab::VocabMatrix;
+use crate::graph::GraphInfo;
+use crate::keys::*;
 use crate::types::*;
-use crate::{Error, Progress, Result};
+use crate::{Error, Result};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options,
+    WriteBatch, WriteOptions, DB,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
-/// A saedb store. `Send + Sync`: share it between threads behind an `Arc`.
+/// The on-disk format this build reads and writes. Bump it on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A saedb store. `Send + Sync`: share it between threads behind an `Arc`; reads run
+/// concurrently, ingests are serialised.
 pub struct Store {
-    path: PathBuf,
+    pub(crate) path: PathBuf,
+    pub(crate) db: DB,
+    pub(crate) read_only: bool,
+    pub(crate) catalog: RwLock<Catalog>,
+    /// Held for the whole of an ingest: one writer at a time.
+    pub(crate) writer: Mutex<()>,
+    pub(crate) caches: Caches,
 }
 
-/// A predicate over activations, used by filtered top-k queries.
-pub type ActivationFilter<'a> = &'a (dyn Fn(&TokenActivation) -> bool + Sync);
+/// Derived, in-memory data loaded on first use.
+#[derive(Default)]
+pub(crate) struct Caches {
+    pub(crate) decoders: Mutex<HashMap<u32, Arc<Decoder>>>,
+    pub(crate) ann: Mutex<HashMap<u32, Arc<AnnIndex>>>,
+    pub(crate) vocab: Mutex<Option<Arc<VocabMatrix>>>,
+    pub(crate) docs: Mutex<HashMap<u32, Arc<Document>>>,
+    pub(crate) graphs: Mutex<HashMap<u32, Arc<crate::graph::model::Graph>>>,
+}
+
+/// A dictionary's decoder rows, unit-normalised (zero rows stay zero and are never neighbours).
+pub(crate) struct Decoder {
+    pub(crate) d_in: usize,
+    pub(crate) unit_rows: Vec<f32>,
+    pub(crate) raw_rows: Vec<f32>,
+    pub(crate) alive: Vec<bool>,
+}
+
+impl Decoder {
+    pub(crate) fn unit_row(&self, f: usize) -> &[f32] {
+        &self.unit_rows[f * self.d_in..(f + 1) * self.d_in]
+    }
+    pub(crate) fn raw_row(&self, f: usize) -> &[f32] {
+        &self.raw_rows[f * self.d_in..(f + 1) * self.d_in]
+    }
+}
+
+/// The store's table of contents, one JSON value under `meta/catalog`. Rewriting it is the commit
+/// point of every ingest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Catalog {
+    pub(crate) next_dict_id: u32,
+    pub(crate) next_graph_id: u32,
+    pub(crate) dictionaries: Vec<DictionaryInfo>,
+    pub(crate) vocabulary: Option<VocabularyInfo>,
+    pub(crate) graphs: Vec<GraphEntry>,
+    pub(crate) ingests: Vec<IngestRecord>,
+    pub(crate) documents: u64,
+    pub(crate) tokens: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GraphEntry {
+    pub(crate) id: u32,
+    pub(crate) info: GraphInfo,
+}
+
+/// One committed ingest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct IngestRecord {
+    pub(crate) id: u32,
+    pub(crate) kind: String,
+    /// The dictionary / graph it went into, if any.
+    pub(crate) target: Option<String>,
+    pub(crate) path: String,
+    /// xxh3-128 of the file's bytes, hex.
+    pub(crate) content_hash: String,
+    pub(crate) items: u64,
+}
+
+impl Catalog {
+    pub(crate) fn committed_ingests(&self) -> HashSet<u32> {
+        self.ingests.iter().map(|r| r.id).collect()
+    }
+    pub(crate) fn dict(&self, name: &str) -> Result<&DictionaryInfo> {
+        self.dictionaries
+            .iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| Error::UnknownDictionary {
+                name: name.to_string(),
+                known: self.dictionaries.iter().map(|d| d.name.clone()).collect(),
+            })
+    }
+}
 
 impl Store {
     /// Opens the store at `path`, creating it if it does not exist.
     pub fn create_or_open(path: impl AsRef<Path>) -> Result<Store> {
-        Ok(Store { path: path.as_ref().to_path_buf() })
+        let path = path.as_ref();
+        if !path.exists() || is_empty_dir(path) {
+            std::fs::create_dir_all(path.join("db")).map_err(|e| Error::io(path, e))?;
+            return Self::open_db(path, false, true);
+        }
+        Self::open(path)
     }
+
     /// Opens an existing store; fails if there is none at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
-        Self::create_or_open(path)
+        let path = path.as_ref();
+        Self::check_is_store(path)?;
+        Self::open_db(path, false, false)
     }
-    /// Opens an existing store for reading only (another process may be writing it).
+
+    /// Opens an existing store for reading only: another process may be ingesting into it; this
+    /// handle sees the store as it was when opened.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
-        Self::create_or_open(path)
+        let path = path.as_ref();
+        Self::check_is_store(path)?;
+        Self::open_db(path, true, false)
     }
+
+    fn check_is_store(path: &Path) -> Result<()> {
+        if !path.exists() {
+            return Err(Error::Store {
+                path: path.into(),
+                message: "no store here (create one with an ingest)".into(),
+            });
+        }
+        if !path.join("db").join("CURRENT").exists() {
+            return Err(Error::Store {
+                path: path.into(),
+                message: "not a saedb store (no db/ inside)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn open_db(path: &Path, read_only: bool, creating: bool) -> Result<Store> {
+        let mut opts = Options::default();
+        opts.create_if_missing(creating);
+        opts.create_missing_column_families(!read_only);
+        opts.set_max_background_jobs(2);
+        let cfs: Vec<ColumnFamilyDescriptor> = ALL_CFS
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)))
+            .collect();
+        let db_path = path.join("db");
+        let db = if read_only {
+            DB::open_cf_descriptors_read_only(&opts, &db_path, cfs, false)
+        } else {
+            DB::open_cf_descriptors(&opts, &db_path, cfs)
+        }
+        .map_err(|e| Error::Store {
+            path: path.into(),
+            message: format!("cannot open: {}", e.into_string()),
+        })?;
+        let mut store = Store {
+            path: path.to_path_buf(),
+            db,
+            read_only,
+            catalog: RwLock::new(Catalog::default()),
+            writer: Mutex::new(()),
+            caches: Caches::default(),
+        };
+        if creating {
+            store.put_meta(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes(), true)?;
+            store.write_catalog_alone(&Catalog::default())?;
+        }
+        store.check_version()?;
+        let catalog = store.read_catalog()?;
+        *store.catalog.get_mut().map_err(|_| poisoned())? = catalog;
+        Ok(store)
+    }
+
+    fn check_version(&self) -> Result<()> {
+        let v = self.db.get_cf(self.cf(CF_META), META_FORMAT_VERSION)?;
+        let bytes: [u8; 4] = v
+            .as_deref()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::Store {
+                path: self.path.clone(),
+                message: "not a saedb store (no format version recorded)".into(),
+            })?;
+        let found = u32::from_be_bytes(bytes);
+        if found != FORMAT_VERSION {
+            return Err(Error::Store {
+                path: self.path.clone(),
+                message: format!(
+                    "store format version {found}, but this saedb reads version {FORMAT_VERSION}; \
+                     use the saedb release that wrote it, or re-ingest into a new store"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The directory the store lives in.
     pub fn path(&self) -> &Path {
         &self.path
     }
-    pub fn info(&self) -> Result<StoreInfo> {
-        Err(Error::NotAvailable("info".into()))
+
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
+        // Every column family in ALL_CFS is created or opened in open_db.
+        self.db
+            .cf_handle(name)
+            .expect("column family opened with the store")
     }
+
+    pub(crate) fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read_catalog(&self) -> Result<Catalog> {
+        let bytes = self
+            .db
+            .get_cf(self.cf(CF_META), META_CATALOG)?
+            .ok_or_else(|| Error::Store {
+                path: self.path.clone(),
+                message: "not a saedb store (no catalog)".into(),
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("catalog: {e}")))
+    }
+
+    fn put_meta(&self, key: &[u8], value: &[u8], sync: bool) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.put_cf_opt(self.cf(CF_META), key, value, &wo)?;
+        Ok(())
+    }
+
+    fn write_catalog_alone(&self, catalog: &Catalog) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        self.put_catalog(&mut batch, catalog)?;
+        self.commit(batch)
+    }
+
+    pub(crate) fn put_catalog(&self, batch: &mut WriteBatch, catalog: &Catalog) -> Result<()> {
+        let bytes =
+            serde_json::to_vec(catalog).map_err(|e| Error::Corrupt(format!("catalog: {e}")))?;
+        batch.put_cf(self.cf(CF_META), META_CATALOG, bytes);
+        Ok(())
+    }
+
+    /// Writes a batch durably (synced WAL): the commit point of an ingest.
+    pub(crate) fn commit(&self, batch: WriteBatch) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// Writes data ahead of a commit (not synced: the synced commit that follows covers it).
+    pub(crate) fn write_data(&self, batch: WriteBatch) -> Result<()> {
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Allocates an ingest id and makes it durable before any data is written under it, so that
+    /// ids of interrupted ingests are never reused.
+    pub(crate) fn allocate_ingest_id(&self) -> Result<u32> {
+        let key = b"next_ingest_id";
+        let cur = self
+            .db
+            .get_cf(self.cf(CF_META), key)?
+            .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+            .map(u32::from_be_bytes)
+            .unwrap_or(1);
+        self.put_meta(key, &(cur + 1).to_be_bytes(), true)?;
+        Ok(cur)
+    }
+
+    pub(crate) fn ensure_writable(&self) -> Result<()> {
+        if self.read_only {
+            Err(Error::InvalidArgument(format!(
+                "{} is open read-only",
+                self.path.display()
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Publishes a new catalog in memory after its batch committed.
+    pub(crate) fn set_catalog(&self, catalog: Catalog) {
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
+    }
+
+    /// Summary of the whole store.
+    pub fn info(&self) -> Result<StoreInfo> {
+        let c = self.catalog();
+        Ok(StoreInfo {
+            path: self.path.display().to_string(),
+            format_version: FORMAT_VERSION,
+            documents: c.documents,
+            tokens: c.tokens,
+            dictionaries: c.dictionaries.clone(),
+            vocabulary: c.vocabulary.clone(),
+            graphs: c.graphs.iter().map(|g| g.info.name.clone()).collect(),
+            labels: self.labels()?.len() as u64,
+            bytes_on_disk: dir_size(&self.path),
+        })
+    }
+
     /// All dictionaries, in the order they were ingested.
     pub fn dictionaries(&self) -> Vec<DictionaryInfo> {
-        vec![]
+        self.catalog().dictionaries.clone()
     }
+
     /// One dictionary by name; `UnknownDictionary` names the ones that exist.
     pub fn dictionary(&self, name: &str) -> Result<DictionaryInfo> {
-        Err(Error::UnknownDictionary { name: name.into(), known: vec![] })
+        self.catalog().dict(name).cloned()
     }
-    pub fn ingest_dictionary(&self, _name: &str, _path: &Path, _p: &dyn Progress) -> Result<IngestReport> {
-        Err(Error::NotAvailable("ingest".into()))
-    }
-    pub fn ingest_tokens(&self, _path: &Path, _p: &dyn Progress) -> Result<IngestReport> {
-        Err(Error::NotAvailable("ingest".into()))
-    }
-    pub fn ingest_latents(&self, _dict: &str, _path: &Path, _p: &dyn Progress) -> Result<IngestReport> {
-        Err(Error::NotAvailable("ingest".into()))
-    }
-    pub fn ingest_activations(&self, _dict: &str, _path: &Path, _p: &dyn Progress) -> Result<IngestReport> {
-        Err(Error::NotAvailable("ingest".into()))
-    }
-    pub fn ingest_vocab(&self, _path: &Path, _tensor: &str, _vocab: &Path, _p: &dyn Progress) -> Result<IngestReport> {
-        Err(Error::NotAvailable("ingest".into()))
-    }
+
     /// Number of documents stored.
     pub fn document_count(&self) -> Result<u64> {
-        Ok(0)
+        Ok(self.catalog().documents)
     }
-    /// One document; `UnknownDocument` if absent.
-    pub fn document(&self, doc: u32) -> Result<Document> {
-        Err(Error::UnknownDocument { doc: doc as u64 })
+
+    /// Reads every chunk of one stored tensor, concatenated.
+    pub(crate) fn read_tensor(&self, owner: u32, tensor: Tensor) -> Result<Vec<f32>> {
+        let prefix = weights_prefix(owner, tensor);
+        let mut out = Vec::new();
+        for item in self.db.prefix_iterator_cf(self.cf(CF_WEIGHTS), prefix) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if v.len() % 4 != 0 {
+                return Err(Error::Corrupt(format!(
+                    "weights chunk of owner {owner} has {} bytes",
+                    v.len()
+                )));
+            }
+            out.extend(
+                v.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+        }
+        Ok(out)
     }
-    /// The `k` strongest activations of a feature, strongest first (ties: lower (doc, pos) first),
-    /// keeping only those the filter accepts. Unfiltered queries with small `k` read the
-    /// materialised top list; filtered ones scan this feature's activations only.
-    pub fn top_activations(&self, _f: &FeatureRef, _k: usize, _filter: Option<ActivationFilter>) -> Result<Vec<TokenActivation>> {
-        Err(Error::NotAvailable("top".into()))
-    }
-    /// Every stored activation of a feature, in (doc, pos) order.
-    pub fn activations_of(&self, _f: &FeatureRef) -> Result<Vec<TokenActivation>> {
-        Err(Error::NotAvailable("activations".into()))
-    }
-    /// Features active at a token, strongest first; all dictionaries unless one is named.
-    pub fn features_at(&self, _doc: u32, _pos: u32, _dict: Option<&str>) -> Result<Vec<ActiveFeature>> {
-        Err(Error::NotAvailable("features at".into()))
-    }
-    pub fn feature_stats(&self, _f: &FeatureRef) -> Result<FeatureStats> {
-        Err(Error::NotAvailable("stats".into()))
-    }
-    /// Approximate (HNSW) nearest features by decoder cosine, in `in_dict` (default: the same one).
-    pub fn neighbours(&self, _f: &FeatureRef, _in_dict: Option<&str>, _k: usize) -> Result<Vec<Neighbour>> {
-        Err(Error::NotAvailable("neighbours".into()))
-    }
-    /// Exact nearest features by brute force (the reference HNSW recall is measured against).
-    pub fn neighbours_exact(&self, _f: &FeatureRef, _in_dict: Option<&str>, _k: usize) -> Result<Vec<Neighbour>> {
-        Err(Error::NotAvailable("neighbours".into()))
-    }
-    pub fn decoder_row(&self, _f: &FeatureRef) -> Result<Vec<f32>> {
-        Err(Error::NotAvailable("decoder".into()))
-    }
-    pub fn token_effects(&self, _f: &FeatureRef, _k: usize) -> Result<TokenEffects> {
-        Err(Error::NotAvailable("token effects".into()))
-    }
-    pub fn set_label(&self, _f: &FeatureRef, _label: &str) -> Result<()> {
-        Err(Error::NotAvailable("labels".into()))
-    }
-    pub fn label(&self, _f: &FeatureRef) -> Result<Option<String>> {
-        Ok(None)
-    }
-    /// Labels containing `text` (case-insensitive), best matches first.
-    pub fn search_labels(&self, _text: &str, _limit: usize) -> Result<Vec<(FeatureRef, String)>> {
-        Ok(vec![])
-    }
-    /// Every label, for completion.
-    pub fn labels(&self) -> Result<Vec<(FeatureRef, String)>> {
-        Ok(vec![])
-    }
-    pub fn ingest_graph(&self, _name: &str, _path: &Path, _p: &dyn Progress) -> Result<IngestReport> {
-        Err(Error::NotAvailable("graphs".into()))
-    }
-    pub fn graphs(&self) -> Result<Vec<GraphInfo>> {
-        Ok(vec![])
-    }
-    pub fn graph_info(&self, name: &str) -> Result<GraphInfo> {
-        Err(Error::UnknownGraph { name: name.into(), known: vec![] })
-    }
-    pub fn chains(&self, _graph: &str, _q: &ChainQuery) -> Result<Vec<Chain>> {
-        Err(Error::NotAvailable("CHAINS".into()))
-    }
-    /// Total influence of every node on `target`, largest first.
-    pub fn influence(&self, _graph: &str, _target: &str, _limit: usize) -> Result<Vec<NodeInfluence>> {
-        Err(Error::NotAvailable("influence".into()))
-    }
-    /// Direct-path attribution of a stored document's token into an output token, stored as a graph.
-    pub fn attribute(&self, _doc: u32, _pos: u32, _token: &str, _graph: &str) -> Result<GraphInfo> {
-        Err(Error::NotAvailable("ATTRIBUTE".into()))
+
+    /// Puts a tensor as little-endian f32 chunks of whole rows, at most ~1 MiB each.
+    pub(crate) fn put_tensor(
+        &self,
+        batch: &mut WriteBatch,
+        owner: u32,
+        tensor: Tensor,
+        data: &[f32],
+        row_len: usize,
+    ) {
+        let rows_per_chunk = ((1 << 20) / (4 * row_len.max(1))).max(1);
+        for (i, chunk) in data.chunks(rows_per_chunk * row_len.max(1)).enumerate() {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+            batch.put_cf(
+                self.cf(CF_WEIGHTS),
+                weights_key(owner, tensor, i as u32),
+                bytes,
+            );
+        }
     }
 }
 
-/// Tokens that are not text: BOS/CLS/SEP/PAD and friends. They dominate top activations of many
-/// features (attention sinks), so queries can exclude them.
+fn cf_options(name: &str) -> Options {
+    let mut o = Options::default();
+    if name == CF_TOKEN_MAJOR || name == CF_FEATURE_MAJOR || name == CF_WEIGHTS {
+        o.set_compression_type(DBCompressionType::Lz4);
+        o.set_bottommost_compression_type(DBCompressionType::Zstd);
+        let mut b = BlockBasedOptions::default();
+        b.set_block_size(32 * 1024);
+        o.set_block_based_table_factory(&b);
+    }
+    o
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    path.is_dir()
+        && std::fs::read_dir(path)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false)
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+pub(crate) fn poisoned() -> Error {
+    Error::Corrupt("an earlier panic left a lock poisoned".into())
+}
+
+/// Tokens that are not text: BOS/CLS/SEP/PAD and friends. They dominate the top activations of
+/// many features (attention sinks), so queries can exclude them.
 pub fn is_special_token(token: &str) -> bool {
     matches!(
         token,
-        "[CLS]" | "[SEP]" | "[PAD]" | "[MASK]" | "[UNK]" | "<bos>" | "<eos>" | "<pad>" | "<s>" | "</s>" | "<unk>" | "<|endoftext|>" | "<|begin_of_text|>" | "<|end_of_text|>"
+        "[CLS]"
+            | "[SEP]"
+            | "[PAD]"
+            | "[MASK]"
+            | "[UNK]"
+            | "<bos>"
+            | "<eos>"
+            | "<pad>"
+            | "<s>"
+            | "</s>"
+            | "<unk>"
+            | "<|endoftext|>"
+            | "<|begin_of_text|>"
+            | "<|end_of_text|>"
     )
 }
+
+/// A predicate over activations, used by filtered top-k queries.
+pub type ActivationFilter<'a> = &'a (dyn Fn(&TokenActivation) -> bool + Sync);

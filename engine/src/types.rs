@@ -12,7 +12,10 @@ pub struct FeatureRef {
 
 impl FeatureRef {
     pub fn new(dict: impl Into<String>, index: u32) -> Self {
-        FeatureRef { dict: dict.into(), index }
+        FeatureRef {
+            dict: dict.into(),
+            index,
+        }
     }
 }
 

@@ -1,0 +1,641 @@
+//! Ingest: dictionaries, documents, sparse latents, dense activations, vocabulary matrices.
+//! Every ingest validates its whole input before writing anything, then writes under a fresh
+//! ingest id and commits by rewriting the catalog (see store.rs).
+
+use crate::codec::{
+    encode_feature_block, encode_token_block, stored_value, TokenRow, MAX_STORED_VALUE,
+};
+use crate::encode::Encoder;
+use crate::formats::{self, sae::Sae};
+use crate::keys::*;
+use crate::stats::StatsRecord;
+use crate::store::{poisoned, IngestRecord, Store};
+use crate::types::*;
+use crate::{Error, Progress, Result};
+use rocksdb::WriteBatch;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Instant;
+
+/// Feature-major entries per block: small enough that a filtered scan reads little past what it
+/// needs, large enough that keys are a small share of the bytes.
+const FEATURE_BLOCK_ENTRIES: usize = 4096;
+/// Data batches are flushed at about this size; only the final, synced batch commits.
+const BATCH_BYTES: usize = 32 << 20;
+/// Dense rows encoded per candle matmul.
+const ENCODE_BATCH_ROWS: usize = 4096;
+
+/// One activation to store: (doc, pos, feature, value).
+type Entry = (u32, u32, u32, f32);
+
+impl Store {
+    /// Ingests an SAE dictionary (SAELens folder, sparsify folder, Gemma Scope params.npz or
+    /// safetensors) under `name`.
+    pub fn ingest_dictionary(
+        &self,
+        name: &str,
+        path: &Path,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        self.ensure_writable()?;
+        validate_name("dictionary", name)?;
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let started = Instant::now();
+        if self.catalog().dict(name).is_ok() {
+            return Err(Error::AlreadyExists {
+                kind: "dictionary",
+                name: name.into(),
+            });
+        }
+        progress.start("reading dictionary", 0);
+        let sae = formats::sae::load_sae(path)?;
+        progress.finish();
+        let hash = hash_path(path)?;
+        let mut catalog = self.catalog().clone();
+        let id = catalog.next_dict_id;
+        catalog.next_dict_id += 1;
+        let ingest_id = self.allocate_ingest_id()?;
+        let mut batch = WriteBatch::default();
+        self.put_tensor(&mut batch, id, Tensor::WEnc, &sae.w_enc, sae.d_sae);
+        self.put_tensor(&mut batch, id, Tensor::BEnc, &sae.b_enc, sae.d_sae);
+        self.put_tensor(&mut batch, id, Tensor::WDec, &sae.w_dec, sae.d_in);
+        self.put_tensor(&mut batch, id, Tensor::BDec, &sae.b_dec, sae.d_in);
+        if let Some(t) = &sae.threshold {
+            self.put_tensor(&mut batch, id, Tensor::Threshold, t, sae.d_sae);
+        }
+        let info = DictionaryInfo {
+            name: name.to_string(),
+            id,
+            d_in: sae.d_in as u32,
+            d_sae: sae.d_sae as u32,
+            architecture: sae.architecture,
+            k: sae.k.map(|k| k as u32),
+            apply_b_dec_to_input: sae.apply_b_dec_to_input,
+            hook: sae.hook.clone(),
+            layer: sae.layer,
+            model: sae.model.clone(),
+            source_format: sae.source_format.to_string(),
+            source_path: path.display().to_string(),
+            tokens_encoded: 0,
+            nonzeros: 0,
+        };
+        catalog.dictionaries.push(info);
+        catalog.ingests.push(record(
+            ingest_id,
+            "dictionary",
+            Some(name),
+            path,
+            hash,
+            sae.d_sae as u64,
+        ));
+        self.put_catalog(&mut batch, &catalog)?;
+        self.commit(batch)?;
+        self.set_catalog(catalog);
+        // The HNSW index is derived data: built now, rebuilt on demand if this process dies first.
+        progress.start("indexing decoder directions", sae.d_sae as u64);
+        self.build_ann(id)?;
+        progress.finish();
+        Ok(report(
+            "dictionary",
+            path,
+            sae.d_sae as u64,
+            "features",
+            started,
+        ))
+    }
+
+    /// Ingests documents of tokens from JSON lines. Documents already stored with identical
+    /// content are skipped; a document id stored with different content is an error.
+    pub fn ingest_tokens(&self, path: &Path, progress: &dyn Progress) -> Result<IngestReport> {
+        self.ensure_writable()?;
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let started = Instant::now();
+        progress.start("reading documents", 0);
+        let docs = formats::tokens::read_tokens(path)?;
+        progress.finish();
+        let hash = hash_path(path)?;
+        let mut new_docs = Vec::new();
+        for d in docs {
+            match self.stored_document(d.doc)? {
+                Some(old) if *old == d => {}
+                Some(_) => return Err(Error::bad_input(
+                    path,
+                    format!(
+                        "document {} is already stored with different content; nothing was changed",
+                        d.doc
+                    ),
+                )),
+                None => new_docs.push(d),
+            }
+        }
+        if new_docs.is_empty()
+            && self
+                .catalog()
+                .ingests
+                .iter()
+                .any(|r| r.content_hash == hash && r.kind == "tokens")
+        {
+            return Err(Error::AlreadyIngested {
+                path: path.into(),
+                what: "the same documents".into(),
+            });
+        }
+        let ingest_id = self.allocate_ingest_id()?;
+        let mut catalog = self.catalog().clone();
+        let mut batch = WriteBatch::default();
+        progress.start("writing documents", new_docs.len() as u64);
+        for d in &new_docs {
+            let bytes = bincode::serde::encode_to_vec(d, bincode::config::standard())
+                .map_err(|e| Error::Corrupt(format!("encoding document {}: {e}", d.doc)))?;
+            batch.put_cf(self.cf(CF_DOCS), doc_key(d.doc), bytes);
+            catalog.documents += 1;
+            catalog.tokens += d.tokens.len() as u64;
+            progress.advance(1);
+        }
+        catalog.ingests.push(record(
+            ingest_id,
+            "tokens",
+            None,
+            path,
+            hash,
+            new_docs.len() as u64,
+        ));
+        self.put_catalog(&mut batch, &catalog)?;
+        self.commit(batch)?;
+        self.set_catalog(catalog);
+        progress.finish();
+        Ok(report(
+            "tokens",
+            path,
+            new_docs.len() as u64,
+            "documents",
+            started,
+        ))
+    }
+
+    /// Ingests pre-encoded sparse latents (delphi's cache: a split folder or one safetensors file)
+    /// as activations of dictionary `dict`.
+    pub fn ingest_latents(
+        &self,
+        dict: &str,
+        path: &Path,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        self.ensure_writable()?;
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let started = Instant::now();
+        let info = self.catalog().dict(dict)?.clone();
+        let hash = hash_path(path)?;
+        self.refuse_repeat("latents", dict, path, &hash)?;
+        progress.start("reading latents", 0);
+        let lat = formats::delphi::read_latents(path)?;
+        progress.finish();
+        let n = lat.value.len();
+        if lat.doc.len() != n || lat.pos.len() != n || lat.latent.len() != n {
+            return Err(Error::bad_input(
+                path,
+                "locations and activations have different lengths",
+            ));
+        }
+        let mut entries = Vec::with_capacity(n);
+        for i in 0..n {
+            if lat.latent[i] >= info.d_sae {
+                return Err(Error::bad_input(
+                    path,
+                    format!(
+                        "row {i}: latent {} is out of range for dictionary '{dict}' ({} features)",
+                        lat.latent[i], info.d_sae
+                    ),
+                ));
+            }
+            entries.push((lat.doc[i], lat.pos[i], lat.latent[i], lat.value[i]));
+        }
+        let tokens: BTreeSet<(u32, u32)> = entries.iter().map(|e| (e.0, e.1)).collect();
+        let n_tokens = tokens.len() as u64;
+        let items =
+            self.write_activations(&info, "latents", path, hash, entries, n_tokens, progress)?;
+        Ok(report("latents", path, items, "nonzeros", started))
+    }
+
+    /// Encodes dense activations (`activations [n, d_in]`, `doc_pos [n, 2]`) with dictionary
+    /// `dict`, exactly per its architecture, and stores the sparse codes.
+    pub fn ingest_activations(
+        &self,
+        dict: &str,
+        path: &Path,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        self.ensure_writable()?;
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let started = Instant::now();
+        let info = self.catalog().dict(dict)?.clone();
+        let hash = hash_path(path)?;
+        self.refuse_repeat("activations", dict, path, &hash)?;
+        progress.start("reading activations", 0);
+        let dense = formats::dense::read_dense(path)?;
+        progress.finish();
+        if dense.d_in != info.d_in as usize {
+            return Err(Error::bad_input(
+                path,
+                format!(
+                    "activations have d_in {} but dictionary '{dict}' has d_in {}",
+                    dense.d_in, info.d_in
+                ),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, dp) in dense.doc_pos.iter().enumerate() {
+            if !seen.insert(*dp) {
+                return Err(Error::bad_input(
+                    path,
+                    format!("row {i}: (doc {}, pos {}) appears twice", dp.0, dp.1),
+                ));
+            }
+        }
+        if let Some(i) = dense.activations.iter().position(|v| !v.is_finite()) {
+            return Err(Error::bad_input(
+                path,
+                format!(
+                    "row {}: activations contain NaN or infinity",
+                    i / dense.d_in
+                ),
+            ));
+        }
+        let encoder = Encoder::new(&self.load_sae(&info)?)?;
+        let mut entries = Vec::new();
+        progress.start("encoding", dense.n as u64);
+        for start in (0..dense.n).step_by(ENCODE_BATCH_ROWS) {
+            let rows = ENCODE_BATCH_ROWS.min(dense.n - start);
+            let x = &dense.activations[start * dense.d_in..(start + rows) * dense.d_in];
+            for (r, code) in encoder.encode(x, rows)?.into_iter().enumerate() {
+                let (doc, pos) = dense.doc_pos[start + r];
+                entries.extend(code.into_iter().map(|(f, v)| (doc, pos, f, v)));
+            }
+            progress.advance(rows as u64);
+        }
+        progress.finish();
+        let items = self.write_activations(
+            &info,
+            "activations",
+            path,
+            hash,
+            entries,
+            dense.n as u64,
+            progress,
+        )?;
+        Ok(report("activations", path, items, "nonzeros", started))
+    }
+
+    /// Ingests a model's embedding or unembedding matrix with its vocabulary, for token effects.
+    pub fn ingest_vocab(
+        &self,
+        path: &Path,
+        tensor: &str,
+        vocab: &Path,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        self.ensure_writable()?;
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let started = Instant::now();
+        if let Some(v) = &self.catalog().vocabulary {
+            return Err(Error::AlreadyExists {
+                kind: "vocabulary matrix",
+                name: v.tensor.clone(),
+            });
+        }
+        progress.start("reading vocabulary matrix", 0);
+        let m = formats::vocab::read_vocab(path, tensor, vocab)?;
+        progress.finish();
+        let hash = hash_path(path)?;
+        let ingest_id = self.allocate_ingest_id()?;
+        let mut catalog = self.catalog().clone();
+        let mut batch = WriteBatch::default();
+        self.put_tensor(&mut batch, VOCAB_OWNER, Tensor::Vocab, &m.matrix, m.d_model);
+        let strings = serde_json::to_vec(&m.tokens).map_err(|e| Error::Corrupt(e.to_string()))?;
+        batch.put_cf(self.cf(CF_META), b"vocab_tokens", strings);
+        catalog.vocabulary = Some(VocabularyInfo {
+            tensor: tensor.to_string(),
+            source_path: path.display().to_string(),
+            n_vocab: m.n_vocab as u32,
+            d_model: m.d_model as u32,
+        });
+        catalog.ingests.push(record(
+            ingest_id,
+            "vocab",
+            None,
+            path,
+            hash,
+            m.n_vocab as u64,
+        ));
+        self.put_catalog(&mut batch, &catalog)?;
+        self.commit(batch)?;
+        self.set_catalog(catalog);
+        Ok(report("vocab", path, m.n_vocab as u64, "tokens", started))
+    }
+
+    /// Rebuilds a dictionary's weights as an in-memory SAE (for encoding).
+    pub(crate) fn load_sae(&self, info: &DictionaryInfo) -> Result<Sae> {
+        let threshold = self.read_tensor(info.id, Tensor::Threshold)?;
+        Ok(Sae {
+            architecture: info.architecture,
+            d_in: info.d_in as usize,
+            d_sae: info.d_sae as usize,
+            k: info.k.map(|k| k as usize),
+            apply_b_dec_to_input: info.apply_b_dec_to_input,
+            hook: info.hook.clone(),
+            layer: info.layer,
+            model: info.model.clone(),
+            source_format: "store",
+            w_enc: self.read_tensor(info.id, Tensor::WEnc)?,
+            b_enc: self.read_tensor(info.id, Tensor::BEnc)?,
+            w_dec: self.read_tensor(info.id, Tensor::WDec)?,
+            b_dec: self.read_tensor(info.id, Tensor::BDec)?,
+            threshold: if threshold.is_empty() {
+                None
+            } else {
+                Some(threshold)
+            },
+        })
+    }
+
+    fn refuse_repeat(&self, kind: &str, dict: &str, path: &Path, hash: &str) -> Result<()> {
+        let c = self.catalog();
+        if let Some(r) = c
+            .ingests
+            .iter()
+            .find(|r| r.kind == kind && r.target.as_deref() == Some(dict) && r.content_hash == hash)
+        {
+            return Err(Error::AlreadyIngested {
+                path: path.into(),
+                what: format!(
+                    "{kind} of dictionary '{dict}', ingest #{} from {}",
+                    r.id, r.path
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Validates and stores activations in both orientations, merges statistics, and commits.
+    #[allow(clippy::too_many_arguments)]
+    fn write_activations(
+        &self,
+        info: &crate::types::DictionaryInfo,
+        kind: &str,
+        path: &Path,
+        hash: String,
+        mut entries: Vec<Entry>,
+        tokens_encoded: u64,
+        progress: &dyn Progress,
+    ) -> Result<u64> {
+        for e in entries.iter_mut() {
+            if !e.3.is_finite() || e.3.abs() > MAX_STORED_VALUE {
+                return Err(Error::bad_input(
+                    path,
+                    format!("activation {} at (doc {}, pos {}, latent {}) is not finite or exceeds ±{MAX_STORED_VALUE} (float16 storage)", e.3, e.0, e.1, e.2),
+                ));
+            }
+            e.3 = stored_value(e.3);
+        }
+        entries.sort_unstable_by_key(|e| (e.0, e.1, e.2));
+        if let Some(w) = entries
+            .windows(2)
+            .find(|w| (w[0].0, w[0].1, w[0].2) == (w[1].0, w[1].1, w[1].2))
+        {
+            return Err(Error::bad_input(
+                path,
+                format!(
+                    "(doc {}, pos {}, latent {}) appears twice",
+                    w[0].0, w[0].1, w[0].2
+                ),
+            ));
+        }
+        self.check_positions(path, &entries)?;
+        self.refuse_overlap(info, path, &entries)?;
+
+        let ingest_id = self.allocate_ingest_id()?;
+        let dict = info.id;
+        let mut batch = WriteBatch::default();
+        progress.start("writing token-major blocks", entries.len() as u64);
+        for doc_entries in entries.chunk_by(|a, b| a.0 == b.0) {
+            let rows: Vec<TokenRow> = doc_entries
+                .chunk_by(|a, b| a.1 == b.1)
+                .map(|tok| (tok[0].1, tok.iter().map(|e| (e.2, e.3)).collect()))
+                .collect();
+            batch.put_cf(
+                self.cf(CF_TOKEN_MAJOR),
+                token_major_key(dict, doc_entries[0].0, ingest_id, 0),
+                encode_token_block(&rows),
+            );
+            progress.advance(doc_entries.len() as u64);
+            batch = self.flush_if_large(batch)?;
+        }
+        progress.finish();
+
+        progress.start("writing feature-major blocks", entries.len() as u64);
+        let mut by_feature: Vec<u32> = (0..entries.len() as u32).collect();
+        by_feature.sort_by_key(|&i| {
+            let e = &entries[i as usize];
+            (e.2, e.0, e.1)
+        });
+        let mut stats: Vec<(u32, StatsRecord)> = Vec::new();
+        for run in by_feature.chunk_by(|&a, &b| entries[a as usize].2 == entries[b as usize].2) {
+            let feature = entries[run[0] as usize].2;
+            let mut rec = StatsRecord::new();
+            for (chunk_no, chunk) in run.chunks(FEATURE_BLOCK_ENTRIES).enumerate() {
+                let block: Vec<(u32, u32, f32)> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let e = &entries[i as usize];
+                        rec.add(e.0, e.1, e.3);
+                        (e.0, e.1, e.3)
+                    })
+                    .collect();
+                let key = feature_major_key(dict, feature, ingest_id, chunk_no as u32);
+                batch.put_cf(self.cf(CF_FEATURE_MAJOR), key, encode_feature_block(&block));
+            }
+            rec.truncate_top();
+            stats.push((feature, rec));
+            progress.advance(run.len() as u64);
+            batch = self.flush_if_large(batch)?;
+        }
+        progress.finish();
+
+        // The commit batch: merged statistics and the catalog that makes all of it visible.
+        for (feature, mut rec) in stats {
+            if let Some(old) = self.stats_record(dict, feature)? {
+                rec.merge(&old);
+            }
+            batch.put_cf(self.cf(CF_STATS), feature_key(dict, feature), rec.encode());
+        }
+        let mut catalog = self.catalog().clone();
+        let d = catalog
+            .dictionaries
+            .iter_mut()
+            .find(|d| d.id == dict)
+            .ok_or_else(|| Error::Corrupt(format!("dictionary id {dict} vanished")))?;
+        d.nonzeros += entries.len() as u64;
+        d.tokens_encoded += tokens_encoded;
+        catalog.ingests.push(record(
+            ingest_id,
+            kind,
+            Some(&info.name),
+            path,
+            hash,
+            entries.len() as u64,
+        ));
+        self.put_catalog(&mut batch, &catalog)?;
+        self.commit(batch)?;
+        self.set_catalog(catalog);
+        Ok(entries.len() as u64)
+    }
+
+    fn flush_if_large(&self, batch: WriteBatch) -> Result<WriteBatch> {
+        if batch.size_in_bytes() < BATCH_BYTES {
+            return Ok(batch);
+        }
+        self.write_data(batch)?;
+        Ok(WriteBatch::default())
+    }
+
+    /// When documents are stored, every activation must sit on a stored token.
+    fn check_positions(&self, path: &Path, entries: &[Entry]) -> Result<()> {
+        if self.catalog().documents == 0 {
+            return Ok(());
+        }
+        for doc_entries in entries.chunk_by(|a, b| a.0 == b.0) {
+            let doc = doc_entries[0].0;
+            let Some(d) = self.stored_document(doc)? else {
+                return Err(Error::bad_input(
+                    path,
+                    format!("document {doc} is not in the store (ingest its tokens first)"),
+                ));
+            };
+            let last = doc_entries[doc_entries.len() - 1].1;
+            if last as usize >= d.tokens.len() {
+                return Err(Error::bad_input(
+                    path,
+                    format!(
+                        "position {last} is out of range for document {doc} ({} tokens)",
+                        d.tokens.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Activations of one dictionary at a document come from one ingest: anything else would
+    /// double-count.
+    fn refuse_overlap(&self, info: &DictionaryInfo, path: &Path, entries: &[Entry]) -> Result<()> {
+        let committed = self.catalog().committed_ingests();
+        for doc_entries in entries.chunk_by(|a, b| a.0 == b.0) {
+            let doc = doc_entries[0].0;
+            let prefix = pair_prefix(info.id, doc);
+            for item in self.db.prefix_iterator_cf(self.cf(CF_TOKEN_MAJOR), prefix) {
+                let (k, _) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                if block_ingest_id(&k).is_some_and(|id| committed.contains(&id)) {
+                    return Err(Error::bad_input(
+                        path,
+                        format!("document {doc} already has activations of dictionary '{}'; nothing was changed", info.name),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn record(
+    id: u32,
+    kind: &str,
+    target: Option<&str>,
+    path: &Path,
+    hash: String,
+    items: u64,
+) -> IngestRecord {
+    IngestRecord {
+        id,
+        kind: kind.to_string(),
+        target: target.map(str::to_string),
+        path: path.display().to_string(),
+        content_hash: hash,
+        items,
+    }
+}
+
+fn report(kind: &str, path: &Path, items: u64, unit: &str, started: Instant) -> IngestReport {
+    IngestReport {
+        kind: kind.to_string(),
+        path: path.display().to_string(),
+        items,
+        unit: unit.to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Names of dictionaries and graphs: letters, digits, `_`, `-`, `.`, starting with a letter or `_`.
+pub(crate) fn validate_name(kind: &str, name: &str) -> Result<()> {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "invalid {kind} name '{name}': use letters, digits, '_', '-' or '.', starting with a letter (at most 64)"
+        )))
+    }
+}
+
+/// xxh3-128 of a file's bytes, or of every file in a folder in name order.
+pub(crate) fn hash_path(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut files = Vec::new();
+    if path.is_dir() {
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir)
+                .map_err(|e| Error::io(&dir, e))?
+                .flatten()
+            {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p)
+                } else {
+                    files.push(p)
+                }
+            }
+        }
+        files.sort();
+    } else {
+        files.push(path.to_path_buf());
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    for f in files {
+        h.update(
+            f.strip_prefix(path)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        let mut file = std::fs::File::open(&f).map_err(|e| Error::io(&f, e))?;
+        loop {
+            let n = file.read(&mut buf).map_err(|e| Error::io(&f, e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(format!("{:032x}", h.digest128()))
+}

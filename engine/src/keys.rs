@@ -1,0 +1,124 @@
+//! Byte layouts of RocksDB keys. Every integer is fixed-width big-endian so that the byte order of
+//! keys is the numeric order of their fields and prefix range scans come back sorted.
+//! docs/ARCHITECTURE.md ("On-disk format") lists each column family and its keys.
+
+/// Column families, one per kind of record.
+pub const CF_META: &str = "meta";
+pub const CF_WEIGHTS: &str = "weights";
+pub const CF_DOCS: &str = "docs";
+pub const CF_TOKEN_MAJOR: &str = "token_major";
+pub const CF_FEATURE_MAJOR: &str = "feature_major";
+pub const CF_STATS: &str = "stats";
+pub const CF_LABELS: &str = "labels";
+pub const CF_GRAPHS: &str = "graphs";
+
+pub const ALL_CFS: [&str; 8] = [
+    CF_META,
+    CF_WEIGHTS,
+    CF_DOCS,
+    CF_TOKEN_MAJOR,
+    CF_FEATURE_MAJOR,
+    CF_STATS,
+    CF_LABELS,
+    CF_GRAPHS,
+];
+
+/// Keys of the `meta` column family (values are JSON, or u32 BE for the version).
+pub const META_FORMAT_VERSION: &[u8] = b"format_version";
+pub const META_CATALOG: &[u8] = b"catalog";
+
+/// The owner id used for the vocabulary matrix in the weights column family.
+pub const VOCAB_OWNER: u32 = u32::MAX;
+
+/// Which tensor a weights chunk belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Tensor {
+    WEnc = 1,
+    BEnc = 2,
+    WDec = 3,
+    BDec = 4,
+    Threshold = 5,
+    Vocab = 6,
+}
+
+/// `owner u32 | tensor u8 | chunk u32`.
+pub fn weights_key(owner: u32, tensor: Tensor, chunk: u32) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[..4].copy_from_slice(&owner.to_be_bytes());
+    k[4] = tensor as u8;
+    k[5..].copy_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+/// `owner u32 | tensor u8`: the prefix of every chunk of one tensor.
+pub fn weights_prefix(owner: u32, tensor: Tensor) -> [u8; 5] {
+    let mut k = [0u8; 5];
+    k[..4].copy_from_slice(&owner.to_be_bytes());
+    k[4] = tensor as u8;
+    k
+}
+
+/// `doc u32`.
+pub fn doc_key(doc: u32) -> [u8; 4] {
+    doc.to_be_bytes()
+}
+
+/// Token-major block: `dict u32 | doc u32 | ingest u32 | chunk u32`.
+pub fn token_major_key(dict: u32, doc: u32, ingest: u32, chunk: u32) -> [u8; 16] {
+    four(dict, doc, ingest, chunk)
+}
+
+/// Feature-major block: `dict u32 | feature u32 | ingest u32 | chunk u32`.
+pub fn feature_major_key(dict: u32, feature: u32, ingest: u32, chunk: u32) -> [u8; 16] {
+    four(dict, feature, ingest, chunk)
+}
+
+/// `dict u32 | x u32`: the prefix of every block of one (dict, doc) or (dict, feature).
+pub fn pair_prefix(dict: u32, x: u32) -> [u8; 8] {
+    let mut k = [0u8; 8];
+    k[..4].copy_from_slice(&dict.to_be_bytes());
+    k[4..].copy_from_slice(&x.to_be_bytes());
+    k
+}
+
+/// Stats and labels: `dict u32 | feature u32`.
+pub fn feature_key(dict: u32, feature: u32) -> [u8; 8] {
+    pair_prefix(dict, feature)
+}
+
+/// Reads the ingest id (third field) of a token- or feature-major key.
+pub fn block_ingest_id(key: &[u8]) -> Option<u32> {
+    key.get(8..12)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Reads the `i`-th big-endian u32 field of a key.
+pub fn field(key: &[u8], i: usize) -> Option<u32> {
+    key.get(4 * i..4 * i + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn four(a: u32, b: u32, c: u32, d: u32) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..4].copy_from_slice(&a.to_be_bytes());
+    k[4..8].copy_from_slice(&b.to_be_bytes());
+    k[8..12].copy_from_slice(&c.to_be_bytes());
+    k[12..].copy_from_slice(&d.to_be_bytes());
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_order_is_numeric_order() {
+        let a = feature_major_key(1, 255, 0, 0);
+        let b = feature_major_key(1, 256, 0, 0);
+        let c = feature_major_key(2, 0, 0, 0);
+        assert!(a < b && b < c);
+        assert_eq!(field(&b, 1), Some(256));
+        assert_eq!(block_ingest_id(&feature_major_key(1, 2, 77, 3)), Some(77));
+    }
+}

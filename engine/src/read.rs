@@ -1,0 +1,428 @@
+//! Reads: documents, top activations, features at a token, statistics, token effects, labels.
+
+use crate::codec::{decode_feature_block, decode_token_block};
+use crate::keys::*;
+use crate::stats::{top_order, StatsRecord, TOP_KEPT};
+use crate::store::{ActivationFilter, Store};
+use crate::types::*;
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// Largest `k` / `LIMIT` any read accepts.
+pub const MAX_LIMIT: usize = 1_000_000;
+
+impl Store {
+    /// One document; `UnknownDocument` if absent.
+    pub fn document(&self, doc: u32) -> Result<Document> {
+        self.stored_document(doc)?
+            .map(|d| (*d).clone())
+            .ok_or(Error::UnknownDocument {
+                doc: u64::from(doc),
+            })
+    }
+
+    pub(crate) fn stored_document(&self, doc: u32) -> Result<Option<Arc<Document>>> {
+        if let Some(d) = self
+            .caches
+            .docs
+            .lock()
+            .map_err(|_| crate::store::poisoned())?
+            .get(&doc)
+        {
+            return Ok(Some(d.clone()));
+        }
+        let Some(bytes) = self.db.get_cf(self.cf(CF_DOCS), doc_key(doc))? else {
+            return Ok(None);
+        };
+        let (d, _): (Document, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+                .map_err(|e| Error::Corrupt(format!("document {doc}: {e}")))?;
+        let d = Arc::new(d);
+        let mut cache = self
+            .caches
+            .docs
+            .lock()
+            .map_err(|_| crate::store::poisoned())?;
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(doc, d.clone());
+        Ok(Some(d))
+    }
+
+    /// Validates a feature reference, returning its dictionary.
+    pub(crate) fn resolve(&self, f: &FeatureRef) -> Result<DictionaryInfo> {
+        let info = self.dictionary(&f.dict)?;
+        if f.index >= info.d_sae {
+            return Err(Error::FeatureOutOfRange {
+                dict: f.dict.clone(),
+                index: u64::from(f.index),
+                d_sae: info.d_sae,
+            });
+        }
+        Ok(info)
+    }
+
+    fn with_token(&self, doc: u32, pos: u32, value: f32) -> Result<TokenActivation> {
+        let d = self.stored_document(doc)?;
+        let (token, token_id) = match &d {
+            Some(d) => (
+                d.tokens.get(pos as usize).cloned().unwrap_or_default(),
+                d.token_ids.get(pos as usize).copied(),
+            ),
+            None => (String::new(), None),
+        };
+        Ok(TokenActivation {
+            doc,
+            pos,
+            value,
+            token,
+            token_id,
+        })
+    }
+
+    /// The `k` strongest activations of a feature, strongest first (ties: lower (doc, pos)
+    /// first), keeping only those the filter accepts. Unfiltered queries with `k` up to 128 read
+    /// the materialised top list; filtered ones scan this feature's activations only.
+    pub fn top_activations(
+        &self,
+        f: &FeatureRef,
+        k: usize,
+        filter: Option<ActivationFilter>,
+    ) -> Result<Vec<TokenActivation>> {
+        let info = self.resolve(f)?;
+        check_limit(k)?;
+        if filter.is_none() && k <= TOP_KEPT {
+            let rec = self.stats_record(info.id, f.index)?.unwrap_or_default();
+            return rec
+                .top
+                .iter()
+                .take(k)
+                .map(|&(d, p, v)| self.with_token(d, p, v))
+                .collect();
+        }
+        let mut all = self.feature_entries(info.id, f.index)?;
+        all.sort_by(top_order);
+        let mut out = Vec::with_capacity(k.min(all.len()));
+        for (d, p, v) in all {
+            if out.len() == k {
+                break;
+            }
+            let a = self.with_token(d, p, v)?;
+            if filter.is_none_or(|keep| keep(&a)) {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored activation of a feature, in (doc, pos) order.
+    pub fn activations_of(&self, f: &FeatureRef) -> Result<Vec<TokenActivation>> {
+        let info = self.resolve(f)?;
+        let mut all = self.feature_entries(info.id, f.index)?;
+        all.sort_by_key(|e| (e.0, e.1));
+        all.into_iter()
+            .map(|(d, p, v)| self.with_token(d, p, v))
+            .collect()
+    }
+
+    /// Raw (doc, pos, value) of a feature from its committed feature-major blocks.
+    pub(crate) fn feature_entries(&self, dict: u32, feature: u32) -> Result<Vec<(u32, u32, f32)>> {
+        let committed = self.catalog().committed_ingests();
+        let prefix = pair_prefix(dict, feature);
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .prefix_iterator_cf(self.cf(CF_FEATURE_MAJOR), prefix)
+        {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if block_ingest_id(&k).is_some_and(|id| committed.contains(&id)) {
+                decode_feature_block(&v, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Features active at a token, strongest first; all dictionaries unless one is named.
+    pub fn features_at(
+        &self,
+        doc: u32,
+        pos: u32,
+        dict: Option<&str>,
+    ) -> Result<Vec<ActiveFeature>> {
+        let dicts = match dict {
+            Some(name) => vec![self.dictionary(name)?],
+            None => self.dictionaries(),
+        };
+        if let Some(d) = self.stored_document(doc)? {
+            if pos as usize >= d.tokens.len() {
+                return Err(Error::PositionOutOfRange {
+                    doc: doc.into(),
+                    pos: pos.into(),
+                    len: d.tokens.len(),
+                });
+            }
+        } else if self.catalog().documents > 0 {
+            return Err(Error::UnknownDocument { doc: doc.into() });
+        }
+        let committed = self.catalog().committed_ingests();
+        let mut out = Vec::new();
+        for info in dicts {
+            let prefix = pair_prefix(info.id, doc);
+            for item in self.db.prefix_iterator_cf(self.cf(CF_TOKEN_MAJOR), prefix) {
+                let (k, v) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                if !block_ingest_id(&k).is_some_and(|id| committed.contains(&id)) {
+                    continue;
+                }
+                let rows = decode_token_block(&v)?;
+                if let Ok(i) = rows.binary_search_by_key(&pos, |r| r.0) {
+                    out.extend(rows[i].1.iter().map(|&(f, value)| ActiveFeature {
+                        feature: FeatureRef::new(&info.name, f),
+                        value,
+                    }));
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            b.value
+                .total_cmp(&a.value)
+                .then_with(|| a.feature.cmp(&b.feature))
+        });
+        Ok(out)
+    }
+
+    pub(crate) fn stats_record(&self, dict: u32, feature: u32) -> Result<Option<StatsRecord>> {
+        match self
+            .db
+            .get_cf(self.cf(CF_STATS), feature_key(dict, feature))?
+        {
+            Some(b) => Ok(Some(StatsRecord::decode(&b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Statistics of one feature (all zero for a feature that never fired).
+    pub fn feature_stats(&self, f: &FeatureRef) -> Result<FeatureStats> {
+        let info = self.resolve(f)?;
+        let rec = self
+            .stats_record(info.id, f.index)?
+            .unwrap_or_else(StatsRecord::new);
+        Ok(FeatureStats {
+            feature: f.clone(),
+            count: rec.count,
+            frequency: if info.tokens_encoded == 0 {
+                0.0
+            } else {
+                rec.count as f64 / info.tokens_encoded as f64
+            },
+            max: rec.max,
+            mean: rec.mean(),
+            histogram: rec.histogram_bins(),
+            label: self.label(f)?,
+        })
+    }
+
+    /// A feature's decoder row `W_dec[f]`.
+    pub fn decoder_row(&self, f: &FeatureRef) -> Result<Vec<f32>> {
+        let info = self.resolve(f)?;
+        Ok(self.decoder(&info)?.raw_row(f.index as usize).to_vec())
+    }
+
+    /// What a feature's decoder direction does to each output token: `W_dec[f] · W_U[:, t]`,
+    /// the `k` most positive and `k` most negative.
+    pub fn token_effects(&self, f: &FeatureRef, k: usize) -> Result<TokenEffects> {
+        let info = self.resolve(f)?;
+        check_limit(k)?;
+        let vocab = self.vocab_matrix()?;
+        if vocab.d_model != info.d_in as usize {
+            return Err(Error::Mismatch(format!(
+                "the vocabulary matrix has d_model {} but dictionary '{}' has d_in {}",
+                vocab.d_model, info.name, info.d_in
+            )));
+        }
+        let dec = self.decoder(&info)?;
+        let row = dec.raw_row(f.index as usize);
+        let effects: Vec<f32> = vocab
+            .matrix
+            .chunks_exact(vocab.d_model)
+            .map(|e| dot(e, row))
+            .collect();
+        let mut order: Vec<u32> = (0..effects.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            effects[b as usize]
+                .total_cmp(&effects[a as usize])
+                .then(a.cmp(&b))
+        });
+        let effect = |t: u32| TokenEffect {
+            token: vocab
+                .tokens
+                .get(t as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("<id {t}>")),
+            token_id: t,
+            effect: effects[t as usize],
+        };
+        let positive = order.iter().take(k).copied().map(effect).collect();
+        let negative = order.iter().rev().take(k).copied().map(effect).collect();
+        Ok(TokenEffects { positive, negative })
+    }
+
+    pub(crate) fn vocab_matrix(&self) -> Result<Arc<crate::formats::vocab::VocabMatrix>> {
+        let mut slot = self
+            .caches
+            .vocab
+            .lock()
+            .map_err(|_| crate::store::poisoned())?;
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        let info = self.catalog().vocabulary.clone().ok_or_else(|| {
+            Error::Missing(
+                "no vocabulary matrix in this store: ingest one with `saedb ingest vocab`".into(),
+            )
+        })?;
+        let matrix = self.read_tensor(VOCAB_OWNER, Tensor::Vocab)?;
+        let tokens: Vec<String> = match self.db.get_cf(self.cf(CF_META), b"vocab_tokens")? {
+            Some(b) => serde_json::from_slice(&b)
+                .map_err(|e| Error::Corrupt(format!("vocabulary: {e}")))?,
+            None => Vec::new(),
+        };
+        if matrix.len() != info.n_vocab as usize * info.d_model as usize {
+            return Err(Error::Corrupt(
+                "vocabulary matrix has the wrong size".into(),
+            ));
+        }
+        let v = Arc::new(crate::formats::vocab::VocabMatrix {
+            n_vocab: info.n_vocab as usize,
+            d_model: info.d_model as usize,
+            matrix,
+            tokens,
+        });
+        *slot = Some(v.clone());
+        Ok(v)
+    }
+
+    /// Sets (or replaces) a feature's label.
+    pub fn set_label(&self, f: &FeatureRef, label: &str) -> Result<()> {
+        self.ensure_writable()?;
+        let info = self.resolve(f)?;
+        let label = label.trim();
+        if label.is_empty() || label.len() > 4096 {
+            return Err(Error::InvalidArgument(
+                "a label must have 1 to 4096 bytes of text".into(),
+            ));
+        }
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.put_cf_opt(
+            self.cf(CF_LABELS),
+            feature_key(info.id, f.index),
+            label.as_bytes(),
+            &wo,
+        )?;
+        Ok(())
+    }
+
+    /// A feature's label, if it has one.
+    pub fn label(&self, f: &FeatureRef) -> Result<Option<String>> {
+        let info = self.resolve(f)?;
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_LABELS), feature_key(info.id, f.index))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Every label, in (dictionary id, feature) order.
+    pub fn labels(&self) -> Result<Vec<(FeatureRef, String)>> {
+        let dicts = self.dictionaries();
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_LABELS), rocksdb::IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let (Some(id), Some(f)) = (field(&k, 0), field(&k, 1)) else {
+                continue;
+            };
+            if let Some(d) = dicts.iter().find(|d| d.id == id) {
+                out.push((
+                    FeatureRef::new(&d.name, f),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Labels containing `text`, case-insensitively: exact matches first, then labels starting
+    /// with it, then the rest; shorter labels before longer; then by feature.
+    pub fn search_labels(&self, text: &str, limit: usize) -> Result<Vec<(FeatureRef, String)>> {
+        check_limit(limit)?;
+        let needle = text.to_lowercase();
+        let mut hits: Vec<(u8, usize, FeatureRef, String)> = self
+            .labels()?
+            .into_iter()
+            .filter_map(|(f, l)| {
+                let low = l.to_lowercase();
+                let at = low.find(&needle)?;
+                let rank = if low == needle {
+                    0
+                } else if at == 0 {
+                    1
+                } else {
+                    2
+                };
+                Some((rank, l.len(), f, l))
+            })
+            .collect();
+        hits.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+        Ok(hits.into_iter().take(limit).map(|h| (h.2, h.3)).collect())
+    }
+
+    /// Documents ids that are stored, in order (for `check` and tools).
+    pub fn document_ids(&self) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_DOCS), rocksdb::IteratorMode::Start)
+        {
+            let (k, _) = item?;
+            if let Some(d) = field(&k, 0) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn check_limit(k: usize) -> Result<()> {
+    if k > MAX_LIMIT {
+        Err(Error::InvalidArgument(format!(
+            "limit {k} is too large (at most {MAX_LIMIT})"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Four accumulators let the compiler vectorise without -ffast-math.
+    let mut acc = [0f32; 4];
+    let chunks = a.len() / 4;
+    for i in 0..chunks {
+        for j in 0..4 {
+            acc[j] += a[4 * i + j] * b[4 * i + j];
+        }
+    }
+    let mut s = acc[0] + acc[1] + acc[2] + acc[3];
+    for i in 4 * chunks..a.len() {
+        s += a[i] * b[i];
+    }
+    s
+}

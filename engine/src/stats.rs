@@ -1,0 +1,218 @@
+//! Per-feature statistics and materialised top activations, maintained at ingest so that reading
+//! them never scans the corpus. Records of separate ingests merge exactly: counts and sums add,
+//! histograms use fixed log-spaced bins, top lists merge and truncate.
+
+use crate::types::{HistogramBin, HISTOGRAM_BINS};
+use crate::{Error, Result};
+use std::cmp::Ordering;
+
+/// How many top activations are materialised per feature.
+pub const TOP_KEPT: usize = 128;
+
+/// Histogram bin of a value: quarter-octaves, bin 64 starts at 1.0.
+pub fn histogram_bin(v: f32) -> usize {
+    if !(v > 0.0) {
+        return 0;
+    }
+    let b = (4.0 * v.log2()).floor() as i64 + 64;
+    b.clamp(0, HISTOGRAM_BINS as i64 - 1) as usize
+}
+
+/// Lower and upper edge of a histogram bin.
+pub fn bin_edges(bin: usize) -> (f32, f32) {
+    let lo = 2f32.powf((bin as f32 - 64.0) / 4.0);
+    let hi = 2f32.powf((bin as f32 - 63.0) / 4.0);
+    (if bin == 0 { 0.0 } else { lo }, hi)
+}
+
+/// Order of top activations: larger value first, then lower (doc, pos).
+pub fn top_order(a: &(u32, u32, f32), b: &(u32, u32, f32)) -> Ordering {
+    b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1)))
+}
+
+/// Everything stored about one feature's activations.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StatsRecord {
+    pub count: u64,
+    pub sum: f64,
+    pub max: f32,
+    pub histogram: Vec<u64>,
+    /// The strongest activations, in [`top_order`], at most [`TOP_KEPT`].
+    pub top: Vec<(u32, u32, f32)>,
+}
+
+impl StatsRecord {
+    pub fn new() -> Self {
+        StatsRecord {
+            histogram: vec![0; HISTOGRAM_BINS],
+            ..Default::default()
+        }
+    }
+
+    pub fn add(&mut self, doc: u32, pos: u32, v: f32) {
+        if self.count == 0 || v > self.max {
+            self.max = v;
+        }
+        self.count += 1;
+        self.sum += f64::from(v);
+        self.histogram[histogram_bin(v)] += 1;
+        self.top.push((doc, pos, v));
+        if self.top.len() >= 4 * TOP_KEPT {
+            self.truncate_top();
+        }
+    }
+
+    /// Sorts and truncates the top list (call before storing).
+    pub fn truncate_top(&mut self) {
+        self.top.sort_by(top_order);
+        self.top.truncate(TOP_KEPT);
+    }
+
+    pub fn merge(&mut self, other: &StatsRecord) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 || other.max > self.max {
+            self.max = other.max;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        for (a, b) in self.histogram.iter_mut().zip(&other.histogram) {
+            *a += b;
+        }
+        self.top.extend_from_slice(&other.top);
+        self.truncate_top();
+    }
+
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+
+    pub fn histogram_bins(&self) -> Vec<HistogramBin> {
+        self.histogram
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(i, &count)| {
+                let (lo, hi) = bin_edges(i);
+                HistogramBin { lo, hi, count }
+            })
+            .collect()
+    }
+
+    /// Bytes: `count u64 LE | sum f64 LE | max f32 LE | n_bins u8 | (bin u8, count u64 LE)* |
+    /// n_top u16 LE | (doc u32 LE, pos u32 LE, value f32 LE)*`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + 12 * self.top.len());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.sum.to_le_bytes());
+        out.extend_from_slice(&self.max.to_le_bytes());
+        let bins: Vec<(usize, u64)> = self
+            .histogram
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, c)| *c > 0)
+            .collect();
+        out.push(bins.len() as u8);
+        for (b, c) in bins {
+            out.push(b as u8);
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.top.len() as u16).to_le_bytes());
+        for &(d, p, v) in &self.top {
+            out.extend_from_slice(&d.to_le_bytes());
+            out.extend_from_slice(&p.to_le_bytes());
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<StatsRecord> {
+        let mut at = 0usize;
+        let mut take = |n: usize| -> Result<&[u8]> {
+            let s = buf
+                .get(at..at + n)
+                .ok_or_else(|| Error::Corrupt("stats record truncated".into()))?;
+            at += n;
+            Ok(s)
+        };
+        let count = u64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
+        let sum = f64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
+        let max = f32::from_le_bytes(take(4)?.try_into().unwrap_or_default());
+        let mut histogram = vec![0u64; HISTOGRAM_BINS];
+        let n_bins = take(1)?[0] as usize;
+        for _ in 0..n_bins {
+            let b = take(1)?[0] as usize;
+            let c = u64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
+            *histogram
+                .get_mut(b)
+                .ok_or_else(|| Error::Corrupt("stats histogram bin out of range".into()))? = c;
+        }
+        let n_top = u16::from_le_bytes(take(2)?.try_into().unwrap_or_default()) as usize;
+        let mut top = Vec::with_capacity(n_top);
+        for _ in 0..n_top {
+            let e = take(12)?;
+            let u = |i: usize| [e[i], e[i + 1], e[i + 2], e[i + 3]];
+            top.push((
+                u32::from_le_bytes(u(0)),
+                u32::from_le_bytes(u(4)),
+                f32::from_le_bytes(u(8)),
+            ));
+        }
+        if at != buf.len() {
+            return Err(Error::Corrupt("stats record has trailing bytes".into()));
+        }
+        Ok(StatsRecord {
+            count,
+            sum,
+            max,
+            histogram,
+            top,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_cover_their_values() {
+        for &v in &[0.001f32, 0.3, 1.0, 1.1, 2.5, 17.0, 900.0] {
+            let (lo, hi) = bin_edges(histogram_bin(v));
+            assert!(lo <= v && v < hi, "{v} not in [{lo}, {hi})");
+        }
+    }
+
+    #[test]
+    fn merge_equals_adding_everything_to_one_record() {
+        let vals: Vec<(u32, u32, f32)> = (0..1000)
+            .map(|i| (i / 7, i % 7, ((i * 37) % 101) as f32 / 9.0))
+            .collect();
+        let mut one = StatsRecord::new();
+        let (mut a, mut b) = (StatsRecord::new(), StatsRecord::new());
+        for (i, &(d, p, v)) in vals.iter().enumerate() {
+            one.add(d, p, v);
+            if i % 3 == 0 {
+                a.add(d, p, v)
+            } else {
+                b.add(d, p, v)
+            }
+        }
+        one.truncate_top();
+        a.truncate_top();
+        b.truncate_top();
+        a.merge(&b);
+        assert_eq!(a.count, one.count);
+        assert_eq!(a.histogram, one.histogram);
+        assert_eq!(a.top, one.top);
+        assert_eq!(a.max, one.max);
+        assert!((a.sum - one.sum).abs() < 1e-6);
+        assert_eq!(StatsRecord::decode(&a.encode()).unwrap(), a);
+    }
+}

@@ -1,0 +1,594 @@
+//! The store against brute force: every answer is recomputed here from the fixture files with
+//! plain loops over the raw tensors (read with the `safetensors` crate, not the engine's readers).
+
+use half::f16;
+use saedb_engine::{Error, FeatureRef, NoProgress, Store};
+use safetensors::SafeTensors;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/minilm-mini")
+}
+
+/// (doc, pos, latent, value rounded as the store keeps it)
+type Row = (u32, u32, u32, f32);
+
+struct Raw {
+    rows: Vec<Row>,
+}
+
+fn read_raw_latents(path: &Path) -> Raw {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let loc = st.tensor("locations").unwrap();
+    let act = st.tensor("activations").unwrap();
+    let loc: Vec<i32> = loc
+        .data()
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let act: Vec<f32> = act
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let rows = act
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            (
+                loc[3 * i] as u32,
+                loc[3 * i + 1] as u32,
+                loc[3 * i + 2] as u32,
+                f16::from_f32(v).to_f32(),
+            )
+        })
+        .collect();
+    Raw { rows }
+}
+
+fn read_matrix(path: &Path, name: &str) -> (Vec<f32>, Vec<usize>) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    let v = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (v, t.shape().to_vec())
+}
+
+struct Fixture {
+    store: Store,
+    dir: PathBuf,
+    l2: Raw,
+    l4: Raw,
+}
+
+/// One store built from the fixtures, shared by the tests of this file (read-only use).
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let store = Store::create_or_open(&dir).unwrap();
+        let fx = fixtures();
+        store
+            .ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
+            .unwrap();
+        store
+            .ingest_dictionary("L4", &fx.join("sae_L4"), &NoProgress)
+            .unwrap();
+        store
+            .ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
+            .unwrap();
+        store
+            .ingest_latents("L2", &fx.join("latents_L2.safetensors"), &NoProgress)
+            .unwrap();
+        store
+            .ingest_latents("L4", &fx.join("latents_L4.safetensors"), &NoProgress)
+            .unwrap();
+        Fixture {
+            store,
+            dir,
+            l2: read_raw_latents(&fx.join("latents_L2.safetensors")),
+            l4: read_raw_latents(&fx.join("latents_L4.safetensors")),
+        }
+    })
+}
+
+fn brute_top(raw: &Raw, feature: u32) -> Vec<(u32, u32, f32)> {
+    let mut v: Vec<(u32, u32, f32)> = raw
+        .rows
+        .iter()
+        .filter(|r| r.2 == feature)
+        .map(|r| (r.0, r.1, r.3))
+        .collect();
+    v.sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+    v
+}
+
+#[test]
+fn top_activations_match_brute_force_for_every_feature() {
+    let f = fixture();
+    for (dict, raw) in [("L2", &f.l2), ("L4", &f.l4)] {
+        for feature in 0..512u32 {
+            let want = brute_top(raw, feature);
+            for k in [1usize, 20, 200] {
+                let got = f
+                    .store
+                    .top_activations(&FeatureRef::new(dict, feature), k, None)
+                    .unwrap();
+                let got: Vec<(u32, u32, f32)> =
+                    got.iter().map(|a| (a.doc, a.pos, a.value)).collect();
+                let want_k: Vec<_> = want.iter().take(k).copied().collect();
+                assert_eq!(got, want_k, "{dict}/{feature} k={k}");
+            }
+        }
+    }
+}
+
+#[test]
+fn statistics_match_brute_force() {
+    let f = fixture();
+    let tokens: HashSet<(u32, u32)> = f.l2.rows.iter().map(|r| (r.0, r.1)).collect();
+    for feature in 0..512u32 {
+        let vals: Vec<f32> =
+            f.l2.rows
+                .iter()
+                .filter(|r| r.2 == feature)
+                .map(|r| r.3)
+                .collect();
+        let s = f
+            .store
+            .feature_stats(&FeatureRef::new("L2", feature))
+            .unwrap();
+        assert_eq!(s.count, vals.len() as u64, "count of L2/{feature}");
+        if vals.is_empty() {
+            continue;
+        }
+        let max = vals.iter().copied().fold(f32::MIN, f32::max);
+        let mean = vals.iter().map(|v| *v as f64).sum::<f64>() / vals.len() as f64;
+        assert_eq!(s.max, max);
+        assert!(
+            (s.mean - mean).abs() <= 1e-9 * mean.abs().max(1.0),
+            "mean of L2/{feature}"
+        );
+        assert!((s.frequency - vals.len() as f64 / tokens.len() as f64).abs() < 1e-12);
+        assert_eq!(s.histogram.iter().map(|b| b.count).sum::<u64>(), s.count);
+        for b in &s.histogram {
+            let inside = vals.iter().filter(|v| **v >= b.lo && **v < b.hi).count() as u64;
+            assert_eq!(inside, b.count, "bin [{}, {}) of L2/{feature}", b.lo, b.hi);
+        }
+    }
+}
+
+#[test]
+fn features_at_match_brute_force() {
+    let f = fixture();
+    let mut by_token: BTreeMap<(u32, u32), Vec<(String, u32, f32)>> = BTreeMap::new();
+    for (dict, raw) in [("L2", &f.l2), ("L4", &f.l4)] {
+        for r in &raw.rows {
+            by_token
+                .entry((r.0, r.1))
+                .or_default()
+                .push((dict.to_string(), r.2, r.3));
+        }
+    }
+    for (i, ((doc, pos), want)) in by_token.iter().enumerate() {
+        if i % 3 != 0 {
+            continue; // a third of all tokens keeps the test fast
+        }
+        let got = f.store.features_at(*doc, *pos, None).unwrap();
+        let mut got: Vec<(String, u32, f32)> = got
+            .into_iter()
+            .map(|a| (a.feature.dict, a.feature.index, a.value))
+            .collect();
+        got.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let mut want = want.clone();
+        want.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        assert_eq!(got, want, "features at doc {doc} pos {pos}");
+        let only_l4 = f.store.features_at(*doc, *pos, Some("L4")).unwrap();
+        assert!(only_l4.iter().all(|a| a.feature.dict == "L4"));
+        assert_eq!(only_l4.len(), want.iter().filter(|w| w.0 == "L4").count());
+    }
+    // [CLS] at position 0 has no latents.
+    assert!(f.store.features_at(0, 0, None).unwrap().is_empty());
+}
+
+fn brute_neighbours(
+    w_dec: &[f32],
+    d: usize,
+    q: &[f32],
+    skip: Option<usize>,
+    k: usize,
+) -> Vec<(u32, f32)> {
+    let norm = |v: &[f32]| {
+        v.iter()
+            .map(|x| (*x as f64) * (*x as f64))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let qn = norm(q);
+    let mut all: Vec<(u32, f32)> = w_dec
+        .chunks_exact(d)
+        .enumerate()
+        .filter(|(g, _)| Some(*g) != skip)
+        .map(|(g, row)| {
+            let dot: f64 = row.iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum();
+            (g as u32, (dot / (norm(row) * qn)) as f32)
+        })
+        .collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+#[test]
+fn exact_neighbours_match_brute_force_and_hnsw_recall_is_high() {
+    let f = fixture();
+    let (w2, shape) = read_matrix(&fixtures().join("sae_L2/sae_weights.safetensors"), "W_dec");
+    let (w4, _) = read_matrix(&fixtures().join("sae_L4/sae_weights.safetensors"), "W_dec");
+    let d = shape[1];
+    let (mut hits, mut total) = (0usize, 0usize);
+    for feature in (0..512u32).step_by(3) {
+        let q = &w2[feature as usize * d..(feature as usize + 1) * d];
+        for (in_dict, w, skip) in [(None, &w2, Some(feature as usize)), (Some("L4"), &w4, None)] {
+            let want = brute_neighbours(w, d, q, skip, 10);
+            let exact = f
+                .store
+                .neighbours_exact(&FeatureRef::new("L2", feature), in_dict, 10)
+                .unwrap();
+            assert_eq!(exact.len(), 10);
+            for (e, (g, c)) in exact.iter().zip(&want) {
+                // Same ranking up to float ties; same cosines to float rounding.
+                assert!(
+                    (e.cosine - c).abs() < 1e-4,
+                    "L2/{feature} in {in_dict:?}: {e:?} vs {g} {c}"
+                );
+            }
+            let want_ids: HashSet<u32> = want.iter().map(|w| w.0).collect();
+            let got_ids: HashSet<u32> = exact.iter().map(|e| e.feature.index).collect();
+            assert!(
+                want_ids.intersection(&got_ids).count() >= 9,
+                "exact neighbours of L2/{feature} differ"
+            );
+            let approx = f
+                .store
+                .neighbours(&FeatureRef::new("L2", feature), in_dict, 10)
+                .unwrap();
+            assert!(approx
+                .iter()
+                .all(|n| Some(n.feature.index as usize) != skip || in_dict.is_some()));
+            hits += approx
+                .iter()
+                .filter(|n| want_ids.contains(&n.feature.index))
+                .count();
+            total += 10;
+        }
+    }
+    let recall = hits as f64 / total as f64;
+    println!(
+        "HNSW recall@10 on the fixtures: {recall:.4} over {} queries",
+        total / 10
+    );
+    assert!(recall >= 0.95, "recall@10 = {recall}");
+}
+
+#[test]
+fn filtered_top_activations_equal_filtering_everything() {
+    let f = fixture();
+    for feature in (0..512u32).step_by(17) {
+        let fr = FeatureRef::new("L2", feature);
+        let all = f.store.activations_of(&fr).unwrap();
+        let want_all = brute_top(&f.l2, feature);
+        assert_eq!(all.len(), want_all.len());
+        let Some(first) = all.first() else { continue };
+        let token = first.token.clone();
+        let keep = |a: &saedb_engine::TokenActivation| a.token == token && a.value > 0.5;
+        let got = f.store.top_activations(&fr, 5, Some(&keep)).unwrap();
+        let mut want: Vec<_> = all.iter().filter(|a| keep(a)).cloned().collect();
+        want.sort_by(|a, b| {
+            b.value
+                .total_cmp(&a.value)
+                .then((a.doc, a.pos).cmp(&(b.doc, b.pos)))
+        });
+        want.truncate(5);
+        assert_eq!(got, want, "filtered top of L2/{feature}");
+    }
+}
+
+#[test]
+fn tokens_come_from_the_jsonl() {
+    let f = fixture();
+    let text = std::fs::read_to_string(fixtures().join("tokens.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(f.store.document_count().unwrap(), lines.len() as u64);
+    let top = f
+        .store
+        .top_activations(&FeatureRef::new("L4", 3), 10, None)
+        .unwrap();
+    for a in top {
+        let doc = lines.iter().find(|l| l["doc"] == a.doc).unwrap();
+        assert_eq!(doc["tokens"][a.pos as usize].as_str().unwrap(), a.token);
+    }
+}
+
+#[test]
+fn reopening_gives_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = fixtures();
+    let answers = |s: &Store| {
+        let mut out = Vec::new();
+        for feature in (0..512).step_by(37) {
+            let fr = FeatureRef::new("L2", feature);
+            out.push(format!("{:?}", s.top_activations(&fr, 10, None).unwrap()));
+            out.push(format!("{:?}", s.feature_stats(&fr).unwrap()));
+            out.push(format!("{:?}", s.neighbours(&fr, None, 5).unwrap()));
+        }
+        out.push(format!("{:?}", s.features_at(3, 4, None).unwrap()));
+        out.push(format!("{:?}", s.dictionaries()));
+        out
+    };
+    let before = {
+        let s = Store::create_or_open(dir.path()).unwrap();
+        s.ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
+            .unwrap();
+        s.ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
+            .unwrap();
+        s.ingest_latents("L2", &fx.join("latents_L2.safetensors"), &NoProgress)
+            .unwrap();
+        s.set_label(&FeatureRef::new("L2", 5), "five").unwrap();
+        answers(&s)
+    };
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(answers(&s), before);
+    assert!(s.has_ann_file("L2").unwrap(), "HNSW index persisted");
+    assert_eq!(
+        s.label(&FeatureRef::new("L2", 5)).unwrap().as_deref(),
+        Some("five")
+    );
+    let ro = Store::open_read_only(dir.path());
+    drop(s);
+    let ro = ro.or_else(|_| Store::open_read_only(dir.path())).unwrap();
+    assert_eq!(answers(&ro), before);
+}
+
+#[test]
+fn dense_activations_encode_to_the_stored_latents() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = fixtures();
+    let s = Store::create_or_open(dir.path()).unwrap();
+    s.ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
+        .unwrap();
+    s.ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
+        .unwrap();
+    s.ingest_activations("L2", &fx.join("resid_L2.safetensors"), &NoProgress)
+        .unwrap();
+    let f = fixture();
+    let mut want: HashMap<(u32, u32), Vec<(u32, f32)>> = HashMap::new();
+    for r in &f.l2.rows {
+        want.entry((r.0, r.1)).or_default().push((r.2, r.3));
+    }
+    let (mut same, mut total) = (0usize, 0usize);
+    for ((doc, pos), w) in &want {
+        let got = s.features_at(*doc, *pos, Some("L2")).unwrap();
+        let got: HashMap<u32, f32> = got.iter().map(|a| (a.feature.index, a.value)).collect();
+        for (feat, v) in w {
+            total += 1;
+            if let Some(g) = got.get(feat) {
+                same += 1;
+                assert!(
+                    (g - v).abs() <= 2e-3 * v.abs().max(1e-2),
+                    "doc {doc} pos {pos} latent {feat}: {g} vs {v}"
+                );
+            }
+        }
+    }
+    println!("dense encode reproduced {same} of {total} stored latents");
+    assert!(same as f64 >= 0.999 * total as f64, "{same} of {total}");
+    assert_eq!(s.dictionary("L2").unwrap().nonzeros, total as u64);
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = fixtures();
+    let s = Store::create_or_open(dir.path()).unwrap();
+    s.ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
+        .unwrap();
+    s.ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
+        .unwrap();
+    s.ingest_latents("L2", &fx.join("latents_L2.safetensors"), &NoProgress)
+        .unwrap();
+    let snapshot = |s: &Store| {
+        format!(
+            "{:?} {:?}",
+            s.dictionaries(),
+            s.top_activations(&FeatureRef::new("L2", 1), 50, None)
+                .unwrap()
+        )
+    };
+    let before = snapshot(&s);
+
+    let e = s
+        .ingest_latents("L2", &fx.join("latents_L2.safetensors"), &NoProgress)
+        .unwrap_err();
+    assert!(matches!(e, Error::AlreadyIngested { .. }), "{e}");
+    let e = s
+        .ingest_latents("L9", &fx.join("latents_L2.safetensors"), &NoProgress)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("unknown dictionary 'L9'") && e.to_string().contains("L2"),
+        "{e}"
+    );
+    let e = s
+        .ingest_dictionary("L2", &fx.join("sae_L4"), &NoProgress)
+        .unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
+    // Other codes for documents already encoded by L2 would double-count them.
+    let e = s
+        .ingest_latents("L2", &fx.join("latents_L4.safetensors"), &NoProgress)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("already has activations of dictionary 'L2'"),
+        "{e}"
+    );
+    let mut bytes = std::fs::read(fx.join("latents_L2.safetensors")).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    let trunc = dir.path().join("truncated.safetensors");
+    std::fs::write(&trunc, &bytes).unwrap();
+    let e = s.ingest_latents("L2", &trunc, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("truncated.safetensors"), "{e}");
+    let e = s
+        .top_activations(&FeatureRef::new("L2", 512), 5, None)
+        .unwrap_err();
+    assert!(matches!(e, Error::FeatureOutOfRange { .. }), "{e}");
+    let e = s
+        .top_activations(&FeatureRef::new("L2", 1), 1 << 40, None)
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    let e = s.features_at(9999, 0, None).unwrap_err();
+    assert!(matches!(e, Error::UnknownDocument { .. }), "{e}");
+    let e = s.features_at(0, 9999, None).unwrap_err();
+    assert!(matches!(e, Error::PositionOutOfRange { .. }), "{e}");
+    let e = s.token_effects(&FeatureRef::new("L2", 1), 5).unwrap_err();
+    assert!(e.to_string().contains("ingest vocab"), "{e}");
+    let e = s
+        .ingest_activations("L2", &fx.join("sae_L2/cfg.json"), &NoProgress)
+        .unwrap_err();
+    assert!(e.to_string().contains("cfg.json"), "{e}");
+    assert_eq!(snapshot(&s), before);
+    drop(s);
+    assert_eq!(snapshot(&Store::open(dir.path()).unwrap()), before);
+}
+
+#[test]
+fn a_directory_that_is_not_a_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    let e = Store::create_or_open(dir.path()).err().unwrap();
+    assert!(e.to_string().contains("not a saedb store"), "{e}");
+    let e = Store::open(dir.path().join("missing")).err().unwrap();
+    assert!(e.to_string().contains("no store here"), "{e}");
+}
+
+#[test]
+fn labels_set_get_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create_or_open(dir.path()).unwrap();
+    s.ingest_dictionary("L2", &fixtures().join("sae_L2"), &NoProgress)
+        .unwrap();
+    s.set_label(&FeatureRef::new("L2", 3), "Golden Gate Bridge")
+        .unwrap();
+    s.set_label(&FeatureRef::new("L2", 4), "bridge").unwrap();
+    s.set_label(&FeatureRef::new("L2", 5), "Bridges of Paris")
+        .unwrap();
+    s.set_label(&FeatureRef::new("L2", 6), "cats").unwrap();
+    let hits: Vec<u32> = s
+        .search_labels("BRIDGE", 10)
+        .unwrap()
+        .iter()
+        .map(|h| h.0.index)
+        .collect();
+    assert_eq!(hits, vec![4, 5, 3]);
+    assert_eq!(s.search_labels("bridge", 1).unwrap().len(), 1);
+    assert_eq!(s.labels().unwrap().len(), 4);
+    assert!(s.set_label(&FeatureRef::new("L2", 600), "x").is_err());
+    assert!(s.set_label(&FeatureRef::new("L2", 1), "   ").is_err());
+}
+
+/// The full-size set, when the shared data is present: top activations, statistics and token
+/// effects against brute force.
+#[test]
+fn minilm_dev_against_brute_force() {
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/minilm-dev");
+    if !dev.exists() {
+        eprintln!("skipping: {} is absent", dev.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create_or_open(dir.path()).unwrap();
+    s.ingest_dictionary("L2", &dev.join("sae_L2"), &NoProgress)
+        .unwrap();
+    s.ingest_tokens(&dev.join("tokens.jsonl"), &NoProgress)
+        .unwrap();
+    s.ingest_latents("L2", &dev.join("latents_L2.safetensors"), &NoProgress)
+        .unwrap();
+    s.ingest_vocab(
+        &dev.join("word_embeddings.f16.safetensors"),
+        "embeddings.word_embeddings.weight",
+        &dev.join("vocab.txt"),
+        &NoProgress,
+    )
+    .unwrap();
+    let raw = read_raw_latents(&dev.join("latents_L2.safetensors"));
+    let mut by_feature: HashMap<u32, Vec<(u32, u32, f32)>> = HashMap::new();
+    for r in &raw.rows {
+        by_feature.entry(r.2).or_default().push((r.0, r.1, r.3));
+    }
+    for feature in (0..4096u32).step_by(41) {
+        let mut want = by_feature.remove(&feature).unwrap_or_default();
+        want.sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+        let got: Vec<(u32, u32, f32)> = s
+            .top_activations(&FeatureRef::new("L2", feature), 20, None)
+            .unwrap()
+            .iter()
+            .map(|a| (a.doc, a.pos, a.value))
+            .collect();
+        assert_eq!(
+            got,
+            want.iter().take(20).copied().collect::<Vec<_>>(),
+            "L2/{feature}"
+        );
+        assert_eq!(
+            s.feature_stats(&FeatureRef::new("L2", feature))
+                .unwrap()
+                .count,
+            want.len() as u64
+        );
+    }
+    // Token effects: W_dec[f] · E[t] over the whole vocabulary, by plain loops.
+    let bytes = std::fs::read(dev.join("word_embeddings.f16.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let e: Vec<f32> = st
+        .tensor("embeddings.word_embeddings.weight")
+        .unwrap()
+        .data()
+        .chunks_exact(2)
+        .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+        .collect();
+    let vocab: Vec<String> = std::fs::read_to_string(dev.join("vocab.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let (w_dec, _) = read_matrix(&dev.join("sae_L2/sae_weights.safetensors"), "W_dec");
+    for feature in [0u32, 17, 1234, 4095] {
+        let row = &w_dec[feature as usize * 384..(feature as usize + 1) * 384];
+        let mut effects: Vec<(f32, usize)> = e
+            .chunks_exact(384)
+            .enumerate()
+            .map(|(t, et)| (et.iter().zip(row).map(|(a, b)| a * b).sum(), t))
+            .collect();
+        effects.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let got = s
+            .token_effects(&FeatureRef::new("L2", feature), 10)
+            .unwrap();
+        for (g, w) in got.positive.iter().zip(&effects) {
+            assert!(
+                (g.effect - w.0).abs() < 1e-3,
+                "L2/{feature}: {g:?} vs {w:?}"
+            );
+        }
+        assert_eq!(got.positive[0].token, vocab[effects[0].1]);
+        let lowest = effects.last().unwrap();
+        assert!((got.negative[0].effect - lowest.0).abs() < 1e-3);
+    }
+}
