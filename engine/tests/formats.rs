@@ -98,7 +98,7 @@ fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
         format!("({})", dims.join(", "))
     };
     let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_s}, }}");
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
@@ -249,12 +249,8 @@ fn reference(s: &Sae, x: &[f32], n: usize) -> Vec<Vec<(u32, f32)>> {
             let mut pre = vec![0f32; s.d_sae];
             for (f, p) in pre.iter_mut().enumerate() {
                 let mut acc = 0f64;
-                for i in 0..s.d_in {
-                    let xi = if s.apply_b_dec_to_input {
-                        row[i] - s.b_dec[i]
-                    } else {
-                        row[i]
-                    };
+                for (i, (x, b)) in row.iter().zip(&s.b_dec).enumerate() {
+                    let xi = if s.apply_b_dec_to_input { x - b } else { *x };
                     acc += xi as f64 * s.w_enc[i * s.d_sae + f] as f64;
                 }
                 *p = (acc + s.b_enc[f] as f64) as f32;
@@ -404,6 +400,23 @@ fn reproduce(layer: u32) {
         expected.len(),
         "every latent row has a dense row"
     );
+    // Independent check of the first rows against the plain-loop (f64 accumulation) reference.
+    let m = 32.min(dense.n);
+    let want = reference(&sae, &dense.activations[..m * dense.d_in], m);
+    for (r, (g, w)) in got.iter().zip(&want).enumerate() {
+        let gi: Vec<u32> = g.iter().map(|p| p.0).collect();
+        let wi: Vec<u32> = w.iter().map(|p| p.0).collect();
+        assert_eq!(
+            gi, wi,
+            "L{layer} row {r}: features differ from the reference"
+        );
+        for ((_, a), (_, b)) in g.iter().zip(w) {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1e-3),
+                "row {r}: {a} vs {b}"
+            );
+        }
+    }
     println!(
         "L{layer}: {} rows, {} expected latents, {matched} matched, {swaps} boundary swaps, max relative error {max_rel:e}",
         dense.n,
@@ -1375,7 +1388,21 @@ fn valid_samples() -> Vec<(&'static str, Vec<u8>)> {
             "x.jsonl",
             b"{\"doc\":0,\"tokens\":[\"a\"],\"token_ids\":[3]}\n".to_vec(),
         ),
+        ("x.npz", npz_sample()),
     ]
+}
+
+fn npz_sample() -> Vec<u8> {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("s.npz");
+    write_zip(
+        &p,
+        &[
+            ("activations.npy", npy_f32(&[2, 3], &[1.0; 6])),
+            ("doc_pos.npy", npy_bytes("<i4", &[2, 2], &[0u8; 16])),
+        ],
+    );
+    std::fs::read(&p).unwrap()
 }
 
 fn feed_all(dir: &Path, bytes: &[u8]) {
@@ -1413,7 +1440,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_valid_files_never_panic(which in 0usize..3, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6), cut in any::<usize>()) {
+    fn mutated_valid_files_never_panic(which in 0usize..4, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6), cut in any::<usize>()) {
         let d = tempfile::tempdir().unwrap();
         let mut bytes = valid_samples()[which].1.clone();
         for (at, b) in edits {

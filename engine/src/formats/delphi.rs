@@ -211,13 +211,11 @@ fn read_split(
             out.tokens = Some(t);
             *tokens_from = Some(file.to_path_buf());
         }
-        (Some(prev), Some(t)) => {
-            if *prev != t {
-                return Err(bad(format!(
-                    "'tokens' differs from the token matrix in {} (every split must hold the same tokens)",
-                    tokens_from.as_deref().unwrap_or(Path::new("?")).display()
-                )));
-            }
+        (Some(prev), Some(t)) if *prev != t => {
+            return Err(bad(format!(
+                "'tokens' differs from the token matrix in {} (every split must hold the same tokens)",
+                tokens_from.as_deref().unwrap_or(Path::new("?")).display()
+            )));
         }
         _ => {}
     }

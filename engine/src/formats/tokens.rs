@@ -99,7 +99,7 @@ fn read_tokens_from<R: BufRead>(path: &Path, mut r: R, max_line: usize) -> Resul
 }
 
 fn human(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
     } else {
         format!("{n} bytes")

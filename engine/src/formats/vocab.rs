@@ -198,8 +198,11 @@ fn read_tokenizer_json(path: &Path, bytes: &[u8]) -> Result<Vec<Option<String>>>
     if pairs.is_empty() {
         return Err(bad("the vocabulary is empty".into()));
     }
-    if max >= 1 << 28 {
-        return Err(bad(format!("token id {max} is implausibly large")));
+    if max >= pairs.len() as u64 + (1 << 20) {
+        return Err(bad(format!(
+            "token id {max} is implausibly large for a vocabulary of {} tokens",
+            pairs.len()
+        )));
     }
     let mut out: Vec<Option<String>> = vec![None; max as usize + 1];
     for (tok, id) in pairs {
