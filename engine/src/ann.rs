@@ -44,6 +44,11 @@ impl AnnIndex {
         AnnIndex { hnsw }
     }
 
+    /// Number of indexed features.
+    pub(crate) fn len(&self) -> usize {
+        self.hnsw.get_nb_point()
+    }
+
     fn search(&self, q: &[f32], k: usize) -> Vec<(usize, f32)> {
         let ef = (4 * k).max(128);
         self.hnsw

@@ -19,6 +19,7 @@
 //! ```
 
 mod ann;
+mod check;
 mod codec;
 pub mod encode;
 pub mod error;
@@ -33,6 +34,7 @@ mod stats;
 mod store;
 pub mod types;
 
+pub use check::CheckReport;
 pub use error::{Error, Result};
 pub use progress::{NoProgress, Progress};
 pub use read::MAX_LIMIT;

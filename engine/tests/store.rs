@@ -63,7 +63,6 @@ fn read_matrix(path: &Path, name: &str) -> (Vec<f32>, Vec<usize>) {
 
 struct Fixture {
     store: Store,
-    dir: PathBuf,
     l2: Raw,
     l4: Raw,
 }
@@ -92,7 +91,6 @@ fn fixture() -> &'static Fixture {
             .unwrap();
         Fixture {
             store,
-            dir,
             l2: read_raw_latents(&fx.join("latents_L2.safetensors")),
             l4: read_raw_latents(&fx.join("latents_L4.safetensors")),
         }
@@ -591,4 +589,99 @@ fn minilm_dev_against_brute_force() {
         let lowest = effects.last().unwrap();
         assert!((got.negative[0].effect - lowest.0).abs() < 1e-3);
     }
+}
+
+/// Opens the store's RocksDB directly, as a crash or a bug could leave it.
+fn raw_db(store_dir: &Path) -> rocksdb::DB {
+    let cfs = [
+        "meta",
+        "weights",
+        "docs",
+        "token_major",
+        "feature_major",
+        "stats",
+        "labels",
+        "graphs",
+    ];
+    rocksdb::DB::open_cf(&rocksdb::Options::default(), store_dir.join("db"), cfs).unwrap()
+}
+
+#[test]
+fn check_finds_damage_and_repair_rebuilds_derived_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = fixtures();
+    {
+        let s = Store::create_or_open(dir.path()).unwrap();
+        s.ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
+            .unwrap();
+        s.ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
+            .unwrap();
+        s.ingest_latents("L2", &fx.join("latents_L2.safetensors"), &NoProgress)
+            .unwrap();
+        let r = s.check().unwrap();
+        assert!(r.is_ok(), "{:?}", r.problems);
+        assert_eq!(r.activations, f_rows(&fx));
+        assert_eq!(r.features, 512);
+    }
+    let before = Store::open(dir.path())
+        .unwrap()
+        .top_activations(&FeatureRef::new("L2", 9), 30, None)
+        .unwrap();
+    {
+        // Damage: a stats record disappears, an orphan block of an ingest that never committed
+        // appears, and the HNSW files are lost.
+        let db = raw_db(dir.path());
+        let mut key = 0u32.to_be_bytes().to_vec();
+        key.extend_from_slice(&9u32.to_be_bytes());
+        db.delete_cf(db.cf_handle("stats").unwrap(), &key).unwrap();
+        let mut orphan = key.clone();
+        orphan.extend_from_slice(&999u32.to_be_bytes());
+        orphan.extend_from_slice(&0u32.to_be_bytes());
+        db.put_cf(
+            db.cf_handle("feature_major").unwrap(),
+            &orphan,
+            [1u8, 0, 0, 0x00, 0x3c],
+        )
+        .unwrap();
+    }
+    std::fs::remove_dir_all(dir.path().join("hnsw")).unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let r = s.check().unwrap();
+    assert_eq!(r.orphan_blocks, 1);
+    assert!(
+        r.problems.iter().any(|p| p.contains("feature L2/9")),
+        "{:?}",
+        r.problems
+    );
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("HNSW index file is missing")),
+        "{:?}",
+        r.problems
+    );
+    // Readers never see the orphan block.
+    let want = read_raw_latents(&fx.join("latents_L2.safetensors"))
+        .rows
+        .iter()
+        .filter(|r| r.2 == 9)
+        .count();
+    assert_eq!(
+        s.activations_of(&FeatureRef::new("L2", 9)).unwrap().len(),
+        want
+    );
+    let r = s.repair().unwrap();
+    assert!(r.is_ok(), "{:?}", r.problems);
+    assert_eq!(r.orphan_blocks, 0);
+    assert_eq!(
+        s.top_activations(&FeatureRef::new("L2", 9), 30, None)
+            .unwrap(),
+        before
+    );
+}
+
+fn f_rows(fx: &Path) -> u64 {
+    read_raw_latents(&fx.join("latents_L2.safetensors"))
+        .rows
+        .len() as u64
 }
