@@ -116,7 +116,10 @@ pub fn split_statements(source: &str) -> Vec<Range<usize>> {
             },
             Lex::Dq | Lex::Sq => {
                 last = i + c.len_utf8();
-                if c == '\\' {
+                if c == '\n' {
+                    // Strings end at the line: an unterminated one does not swallow the script.
+                    state = Lex::Code;
+                } else if c == '\\' {
                     if let Some((j, n)) = chars.next() {
                         last = j + n.len_utf8();
                     }
@@ -161,7 +164,9 @@ pub fn is_complete(source: &str) -> bool {
                 }
             },
             Lex::Dq | Lex::Sq => {
-                if c == '\\' {
+                if c == '\n' {
+                    state = Lex::Code;
+                } else if c == '\\' {
                     chars.next();
                 } else if (c == '"' && state == Lex::Dq) || (c == '\'' && state == Lex::Sq) {
                     state = Lex::Code;
@@ -228,7 +233,9 @@ fn pre_scan(source: &str, range: Range<usize>) -> Result<(), QueryError> {
                 _ => {}
             },
             Lex::Dq | Lex::Sq => {
-                if c == '\\' {
+                if c == '\n' {
+                    break;
+                } else if c == '\\' {
                     chars.next();
                 } else if (c == '"' && state == Lex::Dq) || (c == '\'' && state == Lex::Sq) {
                     state = Lex::Code;
@@ -317,8 +324,9 @@ fn found_at(text: &str, pos: usize) -> (String, usize) {
         return ("end of input".into(), 0);
     };
     if c.is_alphanumeric() || c == '_' {
+        let num = c.is_ascii_digit();
         let len = rest
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || (num && c == '.')))
             .unwrap_or(rest.len());
         return (format!("'{}'", &rest[..len]), len);
     }
