@@ -639,6 +639,7 @@ fn gemmascope2_safetensors() {
         assert!(!s.apply_b_dec_to_input);
         assert_eq!(s.threshold.as_deref(), Some(&w.thr[..]));
         assert_eq!(s.source_format, "gemmascope");
+        assert_eq!(s.layer, Some(12));
     }
 }
 
@@ -1452,4 +1453,23 @@ proptest! {
         }
         feed_all(d.path(), &bytes);
     }
+}
+
+/// Throughput of `encode` on a Gemma-sized TopK SAE (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn encode_throughput() {
+    let (d_in, d_sae, n) = (2304, 16384, 4096);
+    let mut s = random_sae(Architecture::TopK, d_in, d_sae, true);
+    s.k = Some(64);
+    let enc = Encoder::new(&s).unwrap();
+    let x = cvals(n * d_in, 7);
+    let t = std::time::Instant::now();
+    let out = enc.encode(&x, n).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(out.len(), n);
+    println!(
+        "encode: {n} rows, d_in {d_in}, d_sae {d_sae}: {secs:.2} s, {:.0} rows/s",
+        n as f64 / secs
+    );
 }

@@ -230,13 +230,17 @@ pub(crate) fn layer_from_hook(hook: &str) -> Option<u32> {
     parts.iter().find_map(|p| p.parse().ok())
 }
 
-/// The layer from a path component `layer_12` (Gemma Scope's layout).
+/// The layer from a path component `layer_12` or `layer_17_width_16k_l0_small` (Gemma Scope's
+/// layouts).
 fn layer_from_path(path: &Path) -> Option<u32> {
     path.components().rev().find_map(|c| {
         c.as_os_str()
             .to_str()
             .and_then(|s| s.strip_prefix("layer_"))
-            .and_then(|n| n.parse().ok())
+            .and_then(|n| {
+                let digits: String = n.chars().take_while(|c| c.is_ascii_digit()).collect();
+                digits.parse().ok()
+            })
     })
 }
 
@@ -668,6 +672,12 @@ mod tests {
         assert_eq!(
             layer_from_path(Path::new("/x/layer_12/width_16k/average_l0_82/params.npz")),
             Some(12)
+        );
+        assert_eq!(
+            layer_from_path(Path::new(
+                "resid_post_all/layer_17_width_16k_l0_small/params.safetensors"
+            )),
+            Some(17)
         );
     }
 
