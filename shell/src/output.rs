@@ -21,12 +21,8 @@ impl std::error::Error for Rendered {}
 /// Prints an error on stderr: `error: …` in one line, or a rendered diagnostic as it is.
 pub fn report_error(e: &anyhow::Error) {
     if let Some(r) = e.downcast_ref::<Rendered>() {
-        let text = r.0.trim_end();
-        if text.starts_with("error") {
-            eprintln!("{text}");
-        } else {
-            eprintln!("error: {text}");
-        }
+        // `origin:line:col: error: message` and its caret picture, as rendered.
+        eprintln!("{}", r.0.trim_end());
     } else {
         eprintln!("error: {}", crate::one_line(&format!("{e:#}")));
     }

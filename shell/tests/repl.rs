@@ -36,9 +36,19 @@ impl Tmux {
         );
     }
 
-    /// Types a line literally, then Enter.
+    /// Types text literally. tmux takes an argument ending in `;` for a command separator, so
+    /// a final `;` is escaped.
+    fn type_text(&self, text: &str) {
+        let escaped = match text.strip_suffix(';') {
+            Some(head) => format!("{head}\\;"),
+            None => text.to_string(),
+        };
+        self.send(&["-l", &escaped]);
+    }
+
+    /// Types a line, then Enter.
     fn line(&self, text: &str) {
-        self.send(&["-l", text]);
+        self.type_text(text);
         self.send(&["Enter"]);
     }
 
@@ -169,7 +179,7 @@ fn the_shell_in_a_real_terminal() {
     );
 
     // Tab completion of a keyword.
-    t.send(&["-l", "show dictio"]);
+    t.type_text("show dictio");
     t.send(&["Tab"]);
     t.wait_for("the completed keyword", 10, |s| {
         s.contains("show dictionaries")
