@@ -1473,3 +1473,43 @@ fn encode_throughput() {
         n as f64 / secs
     );
 }
+
+fn header_file(entries: &[(String, String, Vec<u64>, u64, u64)], data_len: usize) -> Vec<u8> {
+    let mut m = serde_json::Map::new();
+    for (name, dtype, shape, s, e) in entries {
+        m.insert(
+            name.clone(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [s, e]}),
+        );
+    }
+    let h = serde_json::Value::Object(m).to_string();
+    let mut v = (h.len() as u64).to_le_bytes().to_vec();
+    v.extend_from_slice(h.as_bytes());
+    v.extend(std::iter::repeat_n(0x3fu8, data_len));
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Well-formed JSON headers with hostile shapes and offsets (overflowing products, offsets
+    /// past the end, wrong dtypes) must give errors, never panics or huge allocations.
+    #[test]
+    fn hostile_safetensors_headers_never_panic(
+        entries in proptest::collection::vec((
+            prop_oneof![Just("locations"), Just("activations"), Just("tokens"), Just("doc_pos"), Just("W_enc"), Just("x")],
+            prop_oneof![Just("F32"), Just("F16"), Just("BF16"), Just("I32"), Just("U16"), Just("I64"), Just("F8_E4M3"), Just("Q")],
+            proptest::collection::vec(prop_oneof![0u64..4, Just(u64::MAX), Just(1u64 << 62), Just(1u64 << 31)], 0..4),
+            prop_oneof![0u64..64, Just(u64::MAX)],
+            prop_oneof![0u64..64, Just(u64::MAX), Just(1u64 << 40)],
+        ), 0..4),
+        data_len in 0usize..64,
+    ) {
+        let entries: Vec<(String, String, Vec<u64>, u64, u64)> = entries
+            .into_iter()
+            .map(|(n, d, s, a, b)| (n.to_string(), d.to_string(), s, a, b))
+            .collect();
+        let d = tempfile::tempdir().unwrap();
+        feed_all(d.path(), &header_file(&entries, data_len));
+    }
+}
