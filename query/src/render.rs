@@ -339,17 +339,24 @@ pub fn rows_to_json(rs: &ResultSet) -> Vec<Json> {
         .collect()
 }
 
-/// One JSON array of row objects, pretty-printed one row per line, newline-terminated.
+/// One JSON array of row objects, one row per line, fields in column order, newline-terminated.
 pub fn render_json(rs: &ResultSet) -> String {
-    let rows = rows_to_json(rs);
-    if rows.is_empty() {
+    if rs.rows.is_empty() {
         return "[]\n".into();
     }
     let mut out = String::from("[\n");
-    for (i, r) in rows.iter().enumerate() {
-        out.push_str("  ");
-        out.push_str(&r.to_string());
-        if i + 1 < rows.len() {
+    for (i, r) in rs.rows.iter().enumerate() {
+        out.push_str("  {");
+        for (j, (c, v)) in rs.columns.iter().zip(r).enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str(&Json::String(c.clone()).to_string());
+            out.push(':');
+            out.push_str(&to_json(v).to_string());
+        }
+        out.push('}');
+        if i + 1 < rs.rows.len() {
             out.push(',');
         }
         out.push('\n');

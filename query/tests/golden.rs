@@ -8,7 +8,9 @@
 //! Directives are comments between statements:
 //! - `-- format: table|json|csv` renders the following statements in that format;
 //! - `-- requires: vocab` (anywhere) ingests the shared vocabulary matrix for TOKEN EFFECTS, and
-//!   skips the script when ../shared/data/minilm-dev is absent.
+//!   skips the script when ../shared/data/minilm-dev is absent;
+//! - `-- requires: graphs` ingests ../shared/data/attribution-graphs/capital-dallas.json as graph
+//!   `dallas`, and skips the script when it is absent.
 //!
 //! `SAEDB_BLESS=1 cargo test -p saedb-query --test golden` rewrites the expected files; every
 //! change must then be checked by eye (see fixtures/queries/README.md).
@@ -72,6 +74,15 @@ fn golden_scripts() {
             store
                 .ingest_vocab(&w, "embeddings.word_embeddings.weight", &v, &NoProgress)
                 .expect("ingest vocab");
+        }
+        if script.contains("-- requires: graphs") {
+            let Some(g) = common::shared_graph("capital-dallas.json") else {
+                eprintln!("skipping {name}: ../shared/data/attribution-graphs is absent");
+                continue;
+            };
+            store
+                .ingest_graph("dallas", &g, &NoProgress)
+                .expect("ingest graph");
         }
         let mut session = Session::new(store);
         let got = run_script(&mut session, &script, &name);

@@ -49,3 +49,9 @@ pub fn fresh() -> (tempfile::TempDir, Arc<Store>) {
     let store = build_store(dir.path());
     (dir, Arc::new(store))
 }
+
+/// A shared attribution graph file, if ../shared is present.
+pub fn shared_graph(file: &str) -> Option<PathBuf> {
+    let p = root().join("../shared/data/attribution-graphs").join(file);
+    p.exists().then_some(p)
+}
