@@ -29,6 +29,8 @@ pub struct CheckReport {
     pub orphan_blocks: u64,
     /// Everything wrong, one line each. Empty means the store is sound.
     pub problems: Vec<String>,
+    /// Things worth knowing that are not wrong (e.g. an index that will be rebuilt on first use).
+    pub notes: Vec<String>,
 }
 
 impl CheckReport {
@@ -54,6 +56,12 @@ impl Store {
             self.check_dictionary(info, &mut report)?;
         }
         report.orphan_blocks = self.orphan_keys()?.len() as u64;
+        if report.orphan_blocks > 0 {
+            report.notes.push(format!(
+                "{} blocks of interrupted ingests are invisible to readers (repair deletes them)",
+                report.orphan_blocks
+            ));
+        }
         for g in self.graphs()? {
             report.graphs += 1;
             match self.graph(&g.name) {

@@ -673,6 +673,7 @@ fn check_finds_damage_and_repair_rebuilds_derived_data() {
     let r = s.repair().unwrap();
     assert!(r.is_ok(), "{:?}", r.problems);
     assert_eq!(r.orphan_blocks, 0);
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
     assert_eq!(
         s.top_activations(&FeatureRef::new("L2", 9), 30, None)
             .unwrap(),
