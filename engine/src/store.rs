@@ -314,8 +314,22 @@ impl Store {
             vocabulary: c.vocabulary.clone(),
             graphs: c.graphs.iter().map(|g| g.info.name.clone()).collect(),
             labels: self.labels()?.len() as u64,
-            bytes_on_disk: dir_size(&self.path),
+            bytes_on_disk: self.bytes_on_disk(),
         })
+    }
+
+    /// Compacts every column family (after bulk ingests: smaller on disk, faster scans).
+    pub fn compact(&self) -> Result<()> {
+        self.ensure_writable()?;
+        for name in ALL_CFS {
+            self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
+    /// Bytes the store takes on disk (database and index files).
+    pub fn bytes_on_disk(&self) -> u64 {
+        dir_size(&self.path)
     }
 
     /// All dictionaries, in the order they were ingested.
