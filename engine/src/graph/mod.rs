@@ -2,6 +2,19 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod chains;
+pub mod direct;
+pub mod json;
+pub mod model;
+// Called by the Store (engine/src/graphs.rs); allowed to be unused until it is wired up.
+#[allow(dead_code)]
+pub(crate) mod store;
+
+pub use chains::{chains, influence, MAX_CHAIN_LIMIT, MAX_INFLUENCE_LIMIT};
+pub use direct::{direct_path_graph, DirectLayer, DirectSource};
+pub use json::read_circuit_tracer;
+pub use model::{Edge, Graph, Node};
+
 /// What kind of node a graph node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
