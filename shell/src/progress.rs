@@ -3,7 +3,7 @@
 //! Bars are drawn on stderr, and only when stderr is a terminal, so that scripts and pipes see
 //! nothing but the one-line summary on stdout.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use saedb_engine::Progress;
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -57,16 +57,17 @@ impl Progress for Bars {
             let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             pb.set_style(
                 ProgressStyle::with_template(
-                    "{spinner:.green} {msg:<24} [{bar:32.cyan/blue}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
+                    "{spinner:.green} {msg:<28} [{bar:32.cyan/blue}] {human_pos}/{human_len} {elapsed:>4}{eta_if_known}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key("eta_if_known", eta_if_known)
                 .progress_chars("=> "),
             );
             pb
         } else {
             let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             pb.set_style(
-                ProgressStyle::with_template("{spinner:.green} {msg:<24} {human_pos} ({elapsed})")
+                ProgressStyle::with_template("{spinner:.green} {msg:<28} {human_pos} {elapsed:>4}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             pb
@@ -92,6 +93,13 @@ impl Progress for Bars {
                 pb.finish_and_clear();
             }
         }
+    }
+}
+
+/// `, eta 12s` once some progress was made (an ETA from no progress is a guess, so none).
+fn eta_if_known(state: &ProgressState, w: &mut dyn std::fmt::Write) {
+    if state.pos() > 0 && state.pos() < state.len().unwrap_or(0) {
+        let _ = write!(w, ", eta {}", HumanDuration(state.eta()));
     }
 }
 
