@@ -40,6 +40,8 @@ impl CheckReport {
 }
 
 type Activations = Vec<(u32, u32, u32, u32)>; // (feature, doc, pos, value bits)
+/// A block key and its column family.
+type OrphanKey = (&'static str, Box<[u8]>);
 
 impl Store {
     /// Verifies the format version, that every activation appears in both orientations, that
@@ -200,7 +202,7 @@ impl Store {
     }
 
     /// Keys of activation blocks whose ingest never committed.
-    fn orphan_keys(&self) -> Result<Vec<(&'static str, Box<[u8]>)>> {
+    fn orphan_keys(&self) -> Result<Vec<OrphanKey>> {
         let committed = self.catalog().committed_ingests();
         let mut out = Vec::new();
         for cf in [CF_TOKEN_MAJOR, CF_FEATURE_MAJOR] {
@@ -247,7 +249,7 @@ fn expected_stats(acts: &Activations) -> BTreeMap<u32, StatsRecord> {
     let mut out: BTreeMap<u32, StatsRecord> = BTreeMap::new();
     for &(f, doc, pos, bits) in acts {
         out.entry(f)
-            .or_insert_with(StatsRecord::new)
+            .or_default()
             .add(doc, pos, f32::from_bits(bits));
     }
     for rec in out.values_mut() {

@@ -11,7 +11,8 @@ pub const TOP_KEPT: usize = 128;
 
 /// Histogram bin of a value: quarter-octaves, bin 64 starts at 1.0.
 pub fn histogram_bin(v: f32) -> usize {
-    if !(v > 0.0) {
+    // NaN and non-positive values go to the first bin.
+    if v.is_nan() || v <= 0.0 {
         return 0;
     }
     let b = (4.0 * v.log2()).floor() as i64 + 64;
@@ -31,7 +32,7 @@ pub fn top_order(a: &(u32, u32, f32), b: &(u32, u32, f32)) -> Ordering {
 }
 
 /// Everything stored about one feature's activations.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatsRecord {
     pub count: u64,
     pub sum: f64,
@@ -41,12 +42,21 @@ pub struct StatsRecord {
     pub top: Vec<(u32, u32, f32)>,
 }
 
+impl Default for StatsRecord {
+    fn default() -> Self {
+        StatsRecord {
+            count: 0,
+            sum: 0.0,
+            max: 0.0,
+            histogram: vec![0; HISTOGRAM_BINS],
+            top: Vec::new(),
+        }
+    }
+}
+
 impl StatsRecord {
     pub fn new() -> Self {
-        StatsRecord {
-            histogram: vec![0; HISTOGRAM_BINS],
-            ..Default::default()
-        }
+        Self::default()
     }
 
     pub fn add(&mut self, doc: u32, pos: u32, v: f32) {

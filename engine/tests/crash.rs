@@ -113,7 +113,7 @@ fn next(seed: &mut u64) -> u64 {
 fn kill_ingests_at_random_moments() {
     let work = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
-    let mut seed = 0x5ae_db_u64;
+    let mut seed = 0x05ae_00db_u64;
     let (mut trials, mut killed_mid_ingest) = (0, 0);
     for kind in KINDS {
         let base = work.path().join(format!("{kind}-base"));

@@ -166,7 +166,9 @@ fn statistics_match_brute_force() {
 #[test]
 fn features_at_match_brute_force() {
     let f = fixture();
-    let mut by_token: BTreeMap<(u32, u32), Vec<(String, u32, f32)>> = BTreeMap::new();
+    // (doc, pos) -> [(dict, feature, value)]
+    type Active = Vec<(String, u32, f32)>;
+    let mut by_token: BTreeMap<(u32, u32), Active> = BTreeMap::new();
     for (dict, raw) in [("L2", &f.l2), ("L4", &f.l4)] {
         for r in &raw.rows {
             by_token
