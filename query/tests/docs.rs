@@ -54,7 +54,11 @@ fn examples(doc: &str) -> Vec<Example> {
                 output = Some(start..end);
                 i = k + 1;
             }
-            out.push(Example { shared, code, output });
+            out.push(Example {
+                shared,
+                code,
+                output,
+            });
         } else {
             i += 1;
         }
@@ -78,11 +82,20 @@ fn query_md_examples_are_true() {
     let path = common::root().join("docs/QUERY.md");
     let doc = std::fs::read_to_string(&path).expect("docs/QUERY.md");
     let exs = examples(&doc);
-    assert!(exs.len() >= 15, "docs/QUERY.md has only {} examples", exs.len());
+    assert!(
+        exs.len() >= 15,
+        "docs/QUERY.md has only {} examples",
+        exs.len()
+    );
     let (_tmp, store) = common::fresh();
-    let shared = match (common::shared_vocab(), common::shared_graph("capital-dallas.json")) {
+    let shared = match (
+        common::shared_vocab(),
+        common::shared_graph("capital-dallas.json"),
+    ) {
         (Some((w, v)), Some(g)) => {
-            store.ingest_vocab(&w, "embeddings.word_embeddings.weight", &v, &NoProgress).unwrap();
+            store
+                .ingest_vocab(&w, "embeddings.word_embeddings.weight", &v, &NoProgress)
+                .unwrap();
             store.ingest_graph("dallas", &g, &NoProgress).unwrap();
             true
         }
@@ -100,7 +113,10 @@ fn query_md_examples_are_true() {
         }
         let got = run(&mut session, &ex.code);
         let Some(range) = ex.output.clone() else {
-            failures.push(format!("example without a ```text block after it:\n{}", ex.code));
+            failures.push(format!(
+                "example without a ```text block after it:\n{}",
+                ex.code
+            ));
             continue;
         };
         if bless {
@@ -108,7 +124,10 @@ fn query_md_examples_are_true() {
             new_doc.push_str(&got);
             last = range.end;
         } else if doc[range.clone()] != got {
-            failures.push(format!("example:\n{}expected:\n{}got:\n{}", ex.code, &doc[range], got));
+            failures.push(format!(
+                "example:\n{}expected:\n{}got:\n{}",
+                ex.code, &doc[range], got
+            ));
         }
     }
     if bless {

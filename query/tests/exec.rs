@@ -176,3 +176,28 @@ fn execute_stops_at_the_first_error_and_use_persists() {
     let rs = s.execute("describe 7").unwrap();
     assert_eq!(rs[0].get(0, "dict"), Some(&Value::Str("L4".into())));
 }
+
+#[test]
+fn approximate_neighbours_recall() {
+    let (_d, store) = common::fresh();
+    let mut s = Session::new(store.clone());
+    let (mut hit, mut total, mut same_top3) = (0, 0, 0);
+    for index in 0..100u32 {
+        let q = format!("NEIGHBOURS OF L2/{index} LIMIT 10;");
+        let rs = s.execute(&q).unwrap().pop().unwrap();
+        let got: Vec<u32> = (0..rs.rows.len())
+            .map(|i| rs.get(i, "feature").unwrap().as_f64().unwrap() as u32)
+            .collect();
+        let want: Vec<u32> = store
+            .neighbours_exact(&FeatureRef::new("L2", index), None, 10)
+            .unwrap()
+            .iter()
+            .map(|n| n.feature.index)
+            .collect();
+        hit += got.iter().filter(|g| want.contains(g)).count();
+        total += want.len();
+        same_top3 += usize::from(got.get(..3) == want.get(..3));
+    }
+    eprintln!("recall@10 {hit}/{total}, identical top 3: {same_top3}/100");
+    assert!(hit as f64 >= 0.95 * total as f64, "recall@10 {hit}/{total}");
+}

@@ -62,3 +62,31 @@ fn pathological_inputs() {
     check(&"\"".repeat(10_001));
     check(&";".repeat(10_000));
 }
+
+#[test]
+fn keywords_match_the_grammar() {
+    let grammar = include_str!("../../grammars/saedb.pest");
+    let mut from_grammar: Vec<String> = grammar
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("KW_"))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect();
+    from_grammar.sort();
+    let mut listed: Vec<String> = KEYWORDS.iter().map(|k| k.to_string()).collect();
+    listed.sort();
+    assert_eq!(listed, from_grammar);
+}
+
+#[test]
+fn every_keyword_is_case_insensitive() {
+    for s in [
+        "show dictionaries",
+        "SHOW DICTIONARIES",
+        "ShOw DiCtIoNaRiEs",
+        "describe graph g",
+        "Use L2",
+    ] {
+        parse(s).unwrap();
+    }
+}
