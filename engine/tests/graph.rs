@@ -815,7 +815,7 @@ fn random_graph(n: usize, edges: &[(usize, usize, i8)], error_mask: u32) -> Grap
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, .. ProptestConfig::default() })]
     #[test]
     fn dp_matches_brute_force_on_random_dags(
         n in 2usize..11,
@@ -839,11 +839,11 @@ proptest! {
         let a = normalised(&g);
         let p = Prepared::new(&g).unwrap();
         let infl = p.influence_vector((to % n) as u32);
-        for v in 0..n {
+        for (v, &iv) in infl.iter().enumerate() {
             let mut paths = Vec::new();
             all_paths_from(&g, &a, v, to % n, &mut paths);
             let s: f64 = paths.iter().map(|p| p.score).sum();
-            prop_assert!(rel_close(infl[v], s, 1e-9) || (infl[v] - s).abs() < 1e-15);
+            prop_assert!(rel_close(iv, s, 1e-9) || (iv - s).abs() < 1e-15);
         }
     }
 }
@@ -1469,8 +1469,8 @@ fn labelled_dallas_to_austin_shows_labels() {
         );
         for (id, label) in c.nodes.iter().zip(&c.labels) {
             let n = &g.nodes[g.find(id).unwrap() as usize];
-            if n.kind == NodeKind::Feature && n.label.is_some() {
-                assert_eq!(label, n.label.as_ref().unwrap());
+            if let (NodeKind::Feature, Some(stored)) = (n.kind, &n.label) {
+                assert_eq!(label, stored);
                 assert!(!label.trim().is_empty());
                 labelled_features += 1;
             }

@@ -592,6 +592,40 @@ mod tests {
     }
 
     #[test]
+    fn fixture_and_real_graphs_round_trip() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![root.join("../fixtures/graphs/small.json")];
+        let shared = root.join("../../shared/data/attribution-graphs");
+        if shared.is_dir() {
+            files.push(shared.join("capital-dallas.json"));
+            files.push(shared.join("capital-dallas-labelled.json"));
+        } else {
+            println!("skipping the real graphs: {} is absent", shared.display());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let cf = db.cf_handle("graphs").unwrap();
+        for (gid, f) in files.iter().enumerate() {
+            let g = crate::graph::read_circuit_tracer(f, "g").unwrap();
+            let mut batch = WriteBatch::default();
+            write_graph(&mut batch, cf, gid as u32, &g).unwrap();
+            db.write(batch).unwrap();
+            let back = read_graph(&db, cf, gid as u32).unwrap();
+            assert_eq!(back, g);
+            for v in [0u32, g.nodes.len() as u32 / 2, g.nodes.len() as u32 - 1] {
+                let mut want: Vec<Edge> =
+                    g.edges.iter().filter(|e| e.target == v).copied().collect();
+                want.sort_by_key(|e| e.source);
+                assert_eq!(node_inputs(&db, cf, gid as u32, v).unwrap(), want);
+                let mut want: Vec<Edge> =
+                    g.edges.iter().filter(|e| e.source == v).copied().collect();
+                want.sort_by_key(|e| e.target);
+                assert_eq!(node_outputs(&db, cf, gid as u32, v).unwrap(), want);
+            }
+        }
+    }
+
+    #[test]
     fn invalid_graph_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path());
