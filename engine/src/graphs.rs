@@ -73,9 +73,7 @@ impl Store {
             content_hash: hash,
             items: g.nodes.len() as u64,
         });
-        self.put_catalog(&mut batch, &catalog)?;
-        self.commit(batch)?;
-        self.set_catalog(catalog);
+        self.commit_with_catalog(batch, catalog)?;
         self.caches
             .graphs
             .lock()

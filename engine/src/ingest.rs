@@ -88,9 +88,7 @@ impl Store {
             hash,
             sae.d_sae as u64,
         ));
-        self.put_catalog(&mut batch, &catalog)?;
-        self.commit(batch)?;
-        self.set_catalog(catalog);
+        self.commit_with_catalog(batch, catalog)?;
         // The HNSW index is derived data: built now, rebuilt on demand if this process dies first.
         progress.start("indexing decoder directions", sae.d_sae as u64);
         self.build_ann(id)?;
@@ -118,13 +116,15 @@ impl Store {
         for d in docs {
             match self.stored_document(d.doc)? {
                 Some(old) if *old == d => {}
-                Some(_) => return Err(Error::bad_input(
-                    path,
-                    format!(
+                Some(_) => {
+                    return Err(Error::bad_input(
+                        path,
+                        format!(
                         "document {} is already stored with different content; nothing was changed",
                         d.doc
                     ),
-                )),
+                    ))
+                }
                 None => new_docs.push(d),
             }
         }
@@ -160,9 +160,7 @@ impl Store {
             hash,
             new_docs.len() as u64,
         ));
-        self.put_catalog(&mut batch, &catalog)?;
-        self.commit(batch)?;
-        self.set_catalog(catalog);
+        self.commit_with_catalog(batch, catalog)?;
         progress.finish();
         Ok(report(
             "tokens",
@@ -327,9 +325,7 @@ impl Store {
             hash,
             m.n_vocab as u64,
         ));
-        self.put_catalog(&mut batch, &catalog)?;
-        self.commit(batch)?;
-        self.set_catalog(catalog);
+        self.commit_with_catalog(batch, catalog)?;
         Ok(report("vocab", path, m.n_vocab as u64, "tokens", started))
     }
 
@@ -484,9 +480,7 @@ impl Store {
             hash,
             entries.len() as u64,
         ));
-        self.put_catalog(&mut batch, &catalog)?;
-        self.commit(batch)?;
-        self.set_catalog(catalog);
+        self.commit_with_catalog(batch, catalog)?;
         Ok(entries.len() as u64)
     }
 

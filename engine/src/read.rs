@@ -90,6 +90,15 @@ impl Store {
         k: usize,
         filter: Option<ActivationFilter>,
     ) -> Result<Vec<TokenActivation>> {
+        self.consistent(|| self.top_activations_now(f, k, filter))
+    }
+
+    fn top_activations_now(
+        &self,
+        f: &FeatureRef,
+        k: usize,
+        filter: Option<ActivationFilter>,
+    ) -> Result<Vec<TokenActivation>> {
         let info = self.resolve(f)?;
         check_limit(k)?;
         if filter.is_none() && k <= TOP_KEPT {
@@ -118,6 +127,10 @@ impl Store {
 
     /// Every stored activation of a feature, in (doc, pos) order.
     pub fn activations_of(&self, f: &FeatureRef) -> Result<Vec<TokenActivation>> {
+        self.consistent(|| self.activations_of_now(f))
+    }
+
+    fn activations_of_now(&self, f: &FeatureRef) -> Result<Vec<TokenActivation>> {
         let info = self.resolve(f)?;
         let mut all = self.feature_entries(info.id, f.index)?;
         all.sort_by_key(|e| (e.0, e.1));
@@ -148,6 +161,15 @@ impl Store {
 
     /// Features active at a token, strongest first; all dictionaries unless one is named.
     pub fn features_at(
+        &self,
+        doc: u32,
+        pos: u32,
+        dict: Option<&str>,
+    ) -> Result<Vec<ActiveFeature>> {
+        self.consistent(|| self.features_at_now(doc, pos, dict))
+    }
+
+    fn features_at_now(
         &self,
         doc: u32,
         pos: u32,
@@ -209,6 +231,10 @@ impl Store {
 
     /// Statistics of one feature (all zero for a feature that never fired).
     pub fn feature_stats(&self, f: &FeatureRef) -> Result<FeatureStats> {
+        self.consistent(|| self.feature_stats_now(f))
+    }
+
+    fn feature_stats_now(&self, f: &FeatureRef) -> Result<FeatureStats> {
         let info = self.resolve(f)?;
         let rec = self
             .stats_record(info.id, f.index)?

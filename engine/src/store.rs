@@ -18,6 +18,7 @@ use rocksdb::{
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The on-disk format this build reads and writes. Bump it on any incompatible change.
@@ -33,6 +34,9 @@ pub struct Store {
     /// Held for the whole of an ingest: one writer at a time.
     pub(crate) writer: Mutex<()>,
     pub(crate) caches: Caches,
+    /// Seqlock over commits: odd while a commit is between its RocksDB write and its catalog
+    /// swap. Readers retry when it moved, so every call sees one ingest entirely or not at all.
+    pub(crate) commit_seq: AtomicU64,
 }
 
 /// Derived, in-memory data loaded on first use.
@@ -178,6 +182,7 @@ impl Store {
             catalog: RwLock::new(Catalog::default()),
             writer: Mutex::new(()),
             caches: Caches::default(),
+            commit_seq: AtomicU64::new(0),
         };
         if creating {
             store.put_meta(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes(), true)?;
@@ -297,9 +302,36 @@ impl Store {
         }
     }
 
-    /// Publishes a new catalog in memory after its batch committed.
-    pub(crate) fn set_catalog(&self, catalog: Catalog) {
-        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
+    /// Commits `batch` together with the catalog that makes it visible, and publishes that
+    /// catalog in memory. Readers running meanwhile retry (see [`Store::consistent`]).
+    pub(crate) fn commit_with_catalog(
+        &self,
+        mut batch: WriteBatch,
+        catalog: Catalog,
+    ) -> Result<()> {
+        self.put_catalog(&mut batch, &catalog)?;
+        self.commit_seq.fetch_add(1, Ordering::SeqCst);
+        let committed = self.commit(batch);
+        if committed.is_ok() {
+            *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
+        }
+        self.commit_seq.fetch_add(1, Ordering::SeqCst);
+        committed
+    }
+
+    /// Runs a read so that it sees no commit half-published: retried if a commit overlapped it.
+    pub(crate) fn consistent<T>(&self, read: impl Fn() -> Result<T>) -> Result<T> {
+        loop {
+            let before = self.commit_seq.load(Ordering::SeqCst);
+            if before % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let out = read()?;
+            if self.commit_seq.load(Ordering::SeqCst) == before {
+                return Ok(out);
+            }
+        }
     }
 
     /// Summary of the whole store.
@@ -322,7 +354,8 @@ impl Store {
     pub fn compact(&self) -> Result<()> {
         self.ensure_writable()?;
         for name in ALL_CFS {
-            self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+            self.db
+                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
     }
