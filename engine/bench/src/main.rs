@@ -1,0 +1,609 @@
+//! saedb-bench: generates a realistic synthetic corpus, ingests it into a fresh store and
+//! measures every figure of issue 5 beside a baseline taken in the same run (see
+//! docs/BENCHMARKS.md). `cargo run --release -p saedb-bench -- --scale medium`.
+
+mod flat;
+mod gen;
+mod rng;
+mod st;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use clap::Parser;
+use gen::ScaleSpec;
+use rng::Rng;
+use saedb_engine::encode::Encoder;
+use saedb_engine::formats::sae::load_sae;
+use saedb_engine::graph::ChainQuery;
+use saedb_engine::{FeatureRef, NoProgress, Store};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(about = "saedb benchmark harness with same-run baselines (issue 5)")]
+struct Args {
+    /// tiny (5k tokens), small (100k), medium (2M), large (8M). Several, comma-separated
+    /// (e.g. `medium,large`), also give top20_growth_4x_corpus.
+    #[arg(long, value_delimiter = ',', default_value = "small")]
+    scale: Vec<String>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Timed queries per measurement (after one untimed warm pass over the same queries).
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Timed TOP 20 scans of the flat cache (each reads a whole split file).
+    #[arg(long, default_value_t = 20)]
+    scan_queries: usize,
+    /// Where the data and store go (default: <target>/bench/work-<scale>); removed afterwards
+    /// unless --keep.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// The JSON summary (default: $CARGO_TARGET_DIR/bench/summary.json, else target/bench/).
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Keep the generated data and the store.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let mut runs: Vec<Map<String, Value>> = Vec::new();
+    for name in &args.scale {
+        let spec = ScaleSpec::named(name)
+            .with_context(|| format!("unknown scale '{name}' (tiny, small, medium, large)"))?;
+        let work = match &args.work_dir {
+            Some(w) if args.scale.len() == 1 => w.clone(),
+            Some(w) => w.join(name),
+            None => target_dir().join("bench").join(format!("work-{name}")),
+        };
+        let run = run_scale(&spec, &work, &args)?;
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&work);
+        }
+        runs.push(run);
+    }
+    // The summary's top-level keys describe the last (largest) scale run.
+    let mut summary = runs.last().cloned().unwrap_or_default();
+    let growth = if runs.len() >= 2 {
+        let first = runs[0]["top20_p50_us"].as_f64().unwrap_or(0.0);
+        let last = runs[runs.len() - 1]["top20_p50_us"].as_f64().unwrap_or(0.0);
+        summary.insert(
+            "top20_growth_scales".into(),
+            json!([runs[0]["scale"], runs[runs.len() - 1]["scale"]]),
+        );
+        if first > 0.0 {
+            json!(last / first)
+        } else {
+            Value::Null
+        }
+    } else {
+        Value::Null
+    };
+    summary.insert("top20_growth_4x_corpus".into(), growth.clone());
+    summary.insert("runs".into(), json!(runs));
+    for (i, run) in runs.iter().enumerate() {
+        print_table(
+            run,
+            if i + 1 == runs.len() {
+                &growth
+            } else {
+                &Value::Null
+            },
+        );
+    }
+    let path = args
+        .summary
+        .clone()
+        .unwrap_or_else(|| target_dir().join("bench").join("summary.json"));
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&Value::Object(summary))?)?;
+    println!("summary: {}", path.display());
+    Ok(())
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// (p50, p99) in µs of timed samples.
+fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    v.sort();
+    let at = |q: f64| us(v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]);
+    (at(0.50), at(0.99))
+}
+
+/// Runs `f` once per item untimed (warm), then once more timed; returns the samples.
+fn timed<T>(items: &[T], mut f: impl FnMut(&T) -> Result<()>) -> Result<Vec<Duration>> {
+    for it in items {
+        f(it)?;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        let t = Instant::now();
+        f(it)?;
+        out.push(t.elapsed());
+    }
+    Ok(out)
+}
+
+/// Peak resident set (VmHWM) in MiB.
+fn peak_rss_mb() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Resets VmHWM to the current RSS (Linux ≥ 4.0), so the ingest peak excludes generation.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn log(msg: &str) {
+    eprintln!("[saedb-bench] {msg}");
+}
+
+fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, Value>> {
+    if work.exists() {
+        std::fs::remove_dir_all(work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    std::fs::create_dir_all(work)?;
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_string(), v);
+    };
+    put("scale", json!(spec.name));
+    put("spec", serde_json::to_value(spec)?);
+    put(
+        "profile",
+        json!(if cfg!(debug_assertions) {
+            "dev"
+        } else {
+            "release"
+        }),
+    );
+    put("date_utc", json!(utc_now()));
+    put("threads", json!(rayon::current_num_threads()));
+    put("seed", json!(args.seed));
+
+    // ---- generate
+    let t = Instant::now();
+    log(&format!(
+        "generating {}: {} tokens, d_in {}, d_sae {}",
+        spec.name,
+        spec.tokens(),
+        spec.d_in,
+        spec.d_sae
+    ));
+    let corpus = gen::generate(&work.join("data"), spec, args.seed)?;
+    let graph_path = work.join("data").join("graph.json");
+    let graph_target = gen::write_graph(&graph_path, 5_000, 100_000, args.seed)?;
+    log(&format!(
+        "generated {} nonzeros in {} latents files ({:.1} s)",
+        corpus.nnz,
+        corpus.latents.len(),
+        t.elapsed().as_secs_f64()
+    ));
+    put("tokens", json!(spec.tokens()));
+    put("nnz", json!(corpus.nnz));
+    put("latents_files", json!(corpus.latents.len()));
+    put("generate_s", json!(t.elapsed().as_secs_f64()));
+
+    // ---- saedb ingest (durable: every ingest commits with a synced write)
+    let rss_reset = reset_peak_rss();
+    let store = Store::create_or_open(work.join("store"))?;
+    let dict = "bench";
+    let t = Instant::now();
+    store.ingest_dictionary(dict, &corpus.dict_dir, &NoProgress)?;
+    put("ingest_dictionary_s", json!(t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    store.ingest_tokens(&corpus.tokens_path, &NoProgress)?;
+    put("ingest_tokens_s", json!(t.elapsed().as_secs_f64()));
+    store.compact()?;
+    let base_bytes = store.bytes_on_disk();
+    log("ingesting latents");
+    let t = Instant::now();
+    for (i, f) in corpus.latents.iter().enumerate() {
+        store.ingest_latents(dict, f, &NoProgress)?;
+        if (i + 1) % 5 == 0 {
+            log(&format!(
+                "  {}/{} files, {:.1} s, peak RSS {:.0} MiB",
+                i + 1,
+                corpus.latents.len(),
+                t.elapsed().as_secs_f64(),
+                peak_rss_mb()
+            ));
+        }
+    }
+    let ingest_s = t.elapsed().as_secs_f64();
+    let ingest_rss = peak_rss_mb();
+    let t = Instant::now();
+    store.compact()?;
+    let compact_s = t.elapsed().as_secs_f64();
+    let total_bytes = store.bytes_on_disk();
+    let nnz = corpus.nnz as f64;
+    put("ingest_latents_s", json!(ingest_s));
+    put("compact_s", json!(compact_s));
+    put("ingest_nnz_per_s", json!(nnz / ingest_s));
+    put("ingest_peak_rss_mb", json!(ingest_rss));
+    put("ingest_peak_rss_reset", json!(rss_reset));
+    put("store_bytes_total", json!(total_bytes));
+    put("store_bytes_before_activations", json!(base_bytes));
+    put(
+        "bytes_per_nnz",
+        json!(total_bytes.saturating_sub(base_bytes) as f64 / nnz),
+    );
+
+    // ---- baseline: delphi's split cache written from the same input files, durably
+    log("writing the flat (delphi) cache");
+    let t = Instant::now();
+    let cache = flat::write_cache(
+        &work.join("flat"),
+        spec,
+        &corpus.latents,
+        &corpus.split_counts,
+    )?;
+    let flat_s = t.elapsed().as_secs_f64();
+    let flat_bytes = dir_size(&cache.dir);
+    put("flat_write_s", json!(flat_s));
+    put("flat_bytes_per_nnz", json!(flat_bytes as f64 / nnz));
+    put("ingest_vs_flat_ratio", json!(ingest_s / flat_s));
+
+    // ---- TOP 20: saedb vs scanning the flat cache
+    log("TOP 20");
+    let mut r = Rng::derive(args.seed, 100, 0);
+    let features: Vec<u32> = (0..args.queries)
+        .map(|_| r.below(spec.d_sae as u64) as u32)
+        .collect();
+    let samples = timed(&features, |&f| {
+        store.top_activations(&FeatureRef::new(dict, f), 20, None)?;
+        Ok(())
+    })?;
+    let (p50, p99) = percentiles(samples);
+    put("top20_p50_us", json!(p50));
+    put("top20_p99_us", json!(p99));
+    let scan_features = &features[..args.scan_queries.min(features.len())];
+    let mut disagree = 0usize;
+    let scan = timed(scan_features, |&f| {
+        flat::scan_top(&cache, spec.d_sae, f, 20)?;
+        Ok(())
+    })?;
+    for &f in scan_features {
+        let want: Vec<f32> = flat::scan_top(&cache, spec.d_sae, f, 20)?
+            .iter()
+            .map(|h| h.2)
+            .collect();
+        let got: Vec<f32> = store
+            .top_activations(&FeatureRef::new(dict, f), 20, None)?
+            .iter()
+            .map(|a| a.value)
+            .collect();
+        if want != got {
+            disagree += 1;
+        }
+    }
+    let (scan_p50, _) = percentiles(scan);
+    put("top20_scan_p50_us", json!(scan_p50));
+    put("top20_speedup_vs_scan", json!(scan_p50 / p50.max(1e-3)));
+    put("top20_disagreements_vs_scan", json!(disagree));
+
+    // ---- FEATURES AT
+    let tokens: Vec<(u32, u32)> = (0..args.queries)
+        .map(|_| {
+            (
+                r.below(spec.docs as u64) as u32,
+                r.below(spec.doc_len as u64) as u32,
+            )
+        })
+        .collect();
+    let samples = timed(&tokens, |&(d, p)| {
+        store.features_at(d, p, Some(dict))?;
+        Ok(())
+    })?;
+    put("features_at_p50_us", json!(percentiles(samples).0));
+
+    // ---- NEIGHBOURS: HNSW vs exact
+    log("neighbours");
+    let knn_features: Vec<u32> = (0..args.queries)
+        .map(|_| r.below(spec.d_sae as u64) as u32)
+        .collect();
+    let fr = |f: u32| FeatureRef::new(dict, f);
+    let approx = timed(&knn_features, |&f| {
+        store.neighbours(&fr(f), None, 10)?;
+        Ok(())
+    })?;
+    let exact = timed(&knn_features, |&f| {
+        store.neighbours_exact(&fr(f), None, 10)?;
+        Ok(())
+    })?;
+    let mut hit = 0usize;
+    let mut total = 0usize;
+    for &f in &knn_features {
+        let a: Vec<u32> = store
+            .neighbours(&fr(f), None, 10)?
+            .iter()
+            .map(|n| n.feature.index)
+            .collect();
+        let e = store.neighbours_exact(&fr(f), None, 10)?;
+        total += e.len();
+        hit += e.iter().filter(|n| a.contains(&n.feature.index)).count();
+    }
+    let (knn_p50, _) = percentiles(approx);
+    let (exact_p50, _) = percentiles(exact);
+    put("knn_recall_at_10", json!(hit as f64 / total.max(1) as f64));
+    put("knn_p50_us", json!(knn_p50));
+    put("knn_exact_p50_us", json!(exact_p50));
+    put("knn_speedup_vs_exact", json!(exact_p50 / knn_p50.max(1e-3)));
+
+    // ---- encode vs candle's raw GEMM on the same shapes
+    log("encode vs GEMM");
+    let (encode_s, gemm_s, rows) = encode_vs_gemm(spec, &corpus, args.seed)?;
+    put("encode_batch_rows", json!(rows));
+    put("encode_batch_s", json!(encode_s));
+    put("gemm_batch_s", json!(gemm_s));
+    put("encode_vs_gemm_ratio", json!(gemm_s / encode_s));
+
+    // ---- CHAINS on 5k nodes / 100k edges
+    log("chains");
+    let t = Instant::now();
+    store.ingest_graph("bench_graph", &graph_path, &NoProgress)?;
+    put("ingest_graph_s", json!(t.elapsed().as_secs_f64()));
+    let q = ChainQuery {
+        to: graph_target,
+        limit: 10,
+        ..Default::default()
+    };
+    let reps: Vec<usize> = (0..args.queries).collect();
+    let mut n_chains = 0;
+    let samples = timed(&reps, |_| {
+        n_chains = store.chains("bench_graph", &q)?.len();
+        Ok(())
+    })?;
+    if n_chains == 0 {
+        bail!("chains found nothing on the synthetic graph");
+    }
+    put("chains_p50_us", json!(percentiles(samples).0));
+    put("top20_growth_4x_corpus", Value::Null);
+    drop(store);
+    Ok(m)
+}
+
+/// Median seconds per batch of `Encoder::encode` and of candle's `x @ W_enc` on the same shapes.
+fn encode_vs_gemm(spec: &ScaleSpec, corpus: &gen::Corpus, seed: u64) -> Result<(f64, f64, usize)> {
+    let rows = 4096;
+    let sae = load_sae(&corpus.dict_dir)?;
+    let enc = Encoder::new(&sae)?;
+    let x = gen::dense_rows(spec, &corpus.w_dec, rows, seed);
+    let dev = Device::Cpu;
+    let xt = Tensor::from_slice(&x, (rows, spec.d_in), &dev)?;
+    let wt = Tensor::from_slice(&sae.w_enc, (spec.d_in, spec.d_sae), &dev)?;
+    let reps = if spec.d_sae * spec.d_in > 4_000_000 {
+        3
+    } else {
+        7
+    };
+    let mut e = Vec::new();
+    let mut g = Vec::new();
+    enc.encode(&x, rows)?;
+    let _ = xt.matmul(&wt)?;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let codes = enc.encode(&x, rows)?;
+        e.push(t.elapsed());
+        std::hint::black_box(codes);
+        let t = Instant::now();
+        let p = xt.matmul(&wt)?;
+        g.push(t.elapsed());
+        std::hint::black_box(p);
+    }
+    let med = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64()
+    };
+    Ok((med(e), med(g), rows))
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            n += if md.is_dir() {
+                dir_size(&e.path())
+            } else {
+                md.len()
+            };
+        }
+    }
+    n
+}
+
+/// `YYYY-MM-DD HH:MM` UTC from the system clock (civil-from-days, no date crate).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// One row per metric: value, target (issue 5, medium scale unless noted), baseline, verdict.
+fn print_table(run: &Map<String, Value>, growth: &Value) {
+    let f = |k: &str| run.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let at_medium = run["scale"] == "medium";
+    let verdict = |ok: bool| {
+        if ok {
+            "met"
+        } else {
+            "MISSED"
+        }
+    };
+    let rows: Vec<(String, String, String, String, bool)> = vec![
+        (
+            "bytes_per_nnz".into(),
+            format!("{:.2}", f("bytes_per_nnz")),
+            "<= 4 B".into(),
+            format!("flat cache {:.2} B", f("flat_bytes_per_nnz")),
+            f("bytes_per_nnz") <= 4.0,
+        ),
+        (
+            "ingest_nnz_per_s".into(),
+            format!("{:.3}M", f("ingest_nnz_per_s") / 1e6),
+            ">= 5M/s".into(),
+            format!("{:.1} s for {} nnz", f("ingest_latents_s"), run["nnz"]),
+            f("ingest_nnz_per_s") >= 5e6,
+        ),
+        (
+            "ingest_vs_flat_ratio".into(),
+            format!("{:.2}", f("ingest_vs_flat_ratio")),
+            "<= 3".into(),
+            format!("flat write {:.2} s", f("flat_write_s")),
+            f("ingest_vs_flat_ratio") <= 3.0,
+        ),
+        (
+            "top20_p50_us".into(),
+            format!("{:.0}", f("top20_p50_us")),
+            "<= 1000".into(),
+            String::new(),
+            f("top20_p50_us") <= 1000.0,
+        ),
+        (
+            "top20_p99_us".into(),
+            format!("{:.0}", f("top20_p99_us")),
+            "<= 5000".into(),
+            String::new(),
+            f("top20_p99_us") <= 5000.0,
+        ),
+        (
+            "top20_speedup_vs_scan".into(),
+            format!("{:.0}x", f("top20_speedup_vs_scan")),
+            ">= 1000x".into(),
+            format!("scan p50 {:.0} us", f("top20_scan_p50_us")),
+            f("top20_speedup_vs_scan") >= 1000.0,
+        ),
+        (
+            "top20_growth_4x_corpus".into(),
+            growth
+                .as_f64()
+                .map_or("n/a (run two scales)".into(), |g| format!("{g:.2}")),
+            "<= 1.5 (2M -> 8M)".into(),
+            String::new(),
+            growth.as_f64().is_none_or(|g| g <= 1.5),
+        ),
+        (
+            "features_at_p50_us".into(),
+            format!("{:.0}", f("features_at_p50_us")),
+            "<= 200".into(),
+            String::new(),
+            f("features_at_p50_us") <= 200.0,
+        ),
+        (
+            "knn_recall_at_10".into(),
+            format!("{:.4}", f("knn_recall_at_10")),
+            ">= 0.98".into(),
+            "exact brute force".into(),
+            f("knn_recall_at_10") >= 0.98,
+        ),
+        (
+            "knn_p50_us".into(),
+            format!("{:.0}", f("knn_p50_us")),
+            String::new(),
+            format!("exact p50 {:.0} us", f("knn_exact_p50_us")),
+            true,
+        ),
+        (
+            "knn_speedup_vs_exact".into(),
+            format!("{:.1}x", f("knn_speedup_vs_exact")),
+            ">= 20x (at 131k)".into(),
+            format!("d_sae {}", run["spec"]["d_sae"]),
+            f("knn_speedup_vs_exact") >= 20.0,
+        ),
+        (
+            "encode_vs_gemm_ratio".into(),
+            format!("{:.2}", f("encode_vs_gemm_ratio")),
+            ">= 0.70".into(),
+            format!(
+                "GEMM {:.3} s / encode {:.3} s",
+                f("gemm_batch_s"),
+                f("encode_batch_s")
+            ),
+            f("encode_vs_gemm_ratio") >= 0.7,
+        ),
+        (
+            "chains_p50_us".into(),
+            format!("{:.0}", f("chains_p50_us")),
+            "<= 10000".into(),
+            "5k nodes / 100k edges".into(),
+            f("chains_p50_us") <= 10_000.0,
+        ),
+        (
+            "ingest_peak_rss_mb".into(),
+            format!("{:.0}", f("ingest_peak_rss_mb")),
+            "<= 2048".into(),
+            String::new(),
+            f("ingest_peak_rss_mb") <= 2048.0,
+        ),
+    ];
+    println!(
+        "\nsaedb-bench scale={} ({} tokens, {} nnz, d_in {}, d_sae {}), profile {}, {}{}",
+        run["scale"].as_str().unwrap_or("?"),
+        run["tokens"],
+        run["nnz"],
+        run["spec"]["d_in"],
+        run["spec"]["d_sae"],
+        run["profile"].as_str().unwrap_or("?"),
+        run["date_utc"].as_str().unwrap_or(""),
+        if at_medium {
+            ""
+        } else {
+            " (targets are for medium; verdicts indicative)"
+        }
+    );
+    println!(
+        "| {:<24} | {:>14} | {:<18} | {:<34} | {:<6} |",
+        "metric", "value", "target", "baseline / detail", ""
+    );
+    println!(
+        "|{:-<26}|{:-<16}|{:-<20}|{:-<36}|{:-<8}|",
+        "", "", "", "", ""
+    );
+    for (k, v, target, base, ok) in rows {
+        let verdict = if target.is_empty() || v.starts_with("n/a") {
+            ""
+        } else {
+            verdict(ok)
+        };
+        println!("| {k:<24} | {v:>14} | {target:<18} | {base:<34} | {verdict:<6} |");
+    }
+}
