@@ -14,8 +14,9 @@
 //!
 //! The k best paths come from one DP over the nodes in topological order. The state of a partial
 //! path is (node, length bucket, passed-THROUGH flag); each state keeps its k best partial paths as
-//! parent pointers into an arena. Length buckets are exact lengths `0..=max` when MAX LENGTH is
-//! given, else `min(length, MIN LENGTH)` (lengths at or over the minimum are interchangeable). Two
+//! parent pointers into an arena, built by a k-way merge of the predecessors' sorted lists. Length
+//! buckets are exact lengths `0..=max` when MAX LENGTH is given, else `min(length, MIN LENGTH)`
+//! (lengths at or over the minimum are interchangeable). Two
 //! partial paths that end at the same node are never prefixes of one another, so their order is the
 //! order of every extension of them: keeping the k best per state is exact.
 
