@@ -41,6 +41,8 @@ pub enum FeatureSpec {
     Bare { index: u64 },
     /// `"Golden Gate Bridge"` or `LABEL "Golden Gate Bridge"`: resolved through the labels.
     Label(String),
+    /// `$name`: a variable bound by `SET $name = feature`.
+    Variable(String),
 }
 
 impl fmt::Display for FeatureSpec {
@@ -49,6 +51,7 @@ impl fmt::Display for FeatureSpec {
             FeatureSpec::Explicit { dict, index } => write!(f, "{dict}/{index}"),
             FeatureSpec::Bare { index } => write!(f, "{index}"),
             FeatureSpec::Label(l) => write!(f, "LABEL {l:?}"),
+            FeatureSpec::Variable(v) => f.write_str(v),
         }
     }
 }
@@ -216,6 +219,11 @@ pub enum Statement {
     },
     Use {
         dict: Spanned<String>,
+    },
+    /// `SET $name = feature`: binds a variable for the rest of the session.
+    Set {
+        name: Spanned<String>,
+        feature: FeatureArg,
     },
 }
 

@@ -29,6 +29,8 @@ pub const DEFAULT_CONTEXT: u64 = 5;
 pub struct Session {
     store: Arc<Store>,
     current_dict: Option<String>,
+    /// Variables bound by `SET $name = feature` (names with their `$`).
+    variables: HashMap<String, FeatureRef>,
 }
 
 impl Session {
@@ -36,6 +38,7 @@ impl Session {
         Session {
             store,
             current_dict: None,
+            variables: HashMap::new(),
         }
     }
 
@@ -51,6 +54,11 @@ impl Session {
     /// The dictionary chosen by `USE`, if any.
     pub fn current_dictionary(&self) -> Option<&str> {
         self.current_dict.as_deref()
+    }
+
+    /// The variables bound by `SET`, by name (with the `$`).
+    pub fn variables(&self) -> &HashMap<String, FeatureRef> {
+        &self.variables
     }
 
     /// Parses and runs every `;`-separated statement of `source` (a line, a script), in order.
@@ -90,6 +98,7 @@ impl Session {
             source,
             stmt_span: stmt.span,
             current: self.current_dict.as_deref(),
+            vars: &self.variables,
         };
         match &stmt.statement {
             Statement::Use { dict } => {
@@ -99,6 +108,12 @@ impl Session {
                     "using dictionary {}",
                     info.name
                 )))
+            }
+            Statement::Set { name, feature } => {
+                let f = x.feature(feature)?;
+                let note = format!("{} = {f}", name.value);
+                self.variables.insert(name.value.clone(), f);
+                Ok(ResultSet::message(note))
             }
             s => x.run(s),
         }
@@ -110,6 +125,7 @@ struct Exec<'a> {
     source: &'a str,
     stmt_span: Span,
     current: Option<&'a str>,
+    vars: &'a HashMap<String, FeatureRef>,
 }
 
 type R<T> = Result<T, QueryError>;
@@ -246,6 +262,25 @@ impl<'a> Exec<'a> {
                 self.in_range(&info, *index, f.span)
             }
             FeatureSpec::Label(text) => self.by_label(text, f.span),
+            FeatureSpec::Variable(name) => match self.vars.get(name) {
+                Some(f) => Ok(f.clone()),
+                None => {
+                    let mut known: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+                    known.sort();
+                    let hint = if known.is_empty() {
+                        "bind it first: SET $name = L2/1234".to_string()
+                    } else {
+                        format!("the variables are: {}", known.join(", "))
+                    };
+                    Err(self
+                        .err(
+                            f.span,
+                            ErrorKind::NotFound,
+                            format!("unknown variable {name}"),
+                        )
+                        .with_hint(hint))
+                }
+            },
         }
     }
 
@@ -391,7 +426,9 @@ impl<'a> Exec<'a> {
                 rs.note = Some(format!("stored graph {}", info.name));
                 Ok(rs)
             }
-            Statement::Use { .. } => unreachable!("USE runs in Session"),
+            Statement::Use { .. } | Statement::Set { .. } => {
+                unreachable!("USE and SET run in Session")
+            }
         }
     }
 

@@ -63,6 +63,7 @@ pub const KEYWORDS: &[&str] = &[
     "QUANTILE",
     "SAMPLE",
     "SEARCH",
+    "SET",
     "SHOW",
     "SPECIAL",
     "THROUGH",
@@ -304,6 +305,7 @@ fn describe_rule(rule: Rule) -> String {
         Rule::feature | Rule::dict_feature | Rule::feature_label => {
             "a feature (L2/1234, 1234 after USE, or \"a label\")".into()
         }
+        Rule::variable => "a variable ($name)".into(),
         Rule::field => "a field (token, value, doc, pos, ...)".into(),
         Rule::cmp_op | Rule::compare_pred => "a comparison (=, !=, <, <=, >, >=)".into(),
         Rule::EOI => "end of statement".into(),
@@ -386,7 +388,7 @@ fn syntax_error(source: &str, base: usize, text: &str, e: pest::error::Error<Rul
         } else if statement_start {
             err = err.with_hint(
                 "statements begin with SHOW, DESCRIBE, TOP, SAMPLE, NEIGHBOURS, FEATURES, TOKEN, LABEL, SEARCH, \
-                 CHAINS, INFLUENCE, ATTRIBUTE or USE",
+                 CHAINS, INFLUENCE, ATTRIBUTE, USE or SET",
             );
         } else if let Some(k) = closest(word, KEYWORDS.iter().copied()) {
             if !k.eq_ignore_ascii_case(word) {
@@ -539,6 +541,21 @@ impl Builder<'_> {
                     pos,
                     token: token.expect("token"),
                     graph: graph.expect("graph"),
+                })
+            }
+            Rule::set_stmt => {
+                let mut name = None;
+                let mut feature = None;
+                for p in inner.into_inner() {
+                    match p.as_rule() {
+                        Rule::variable => name = Some(self.text(&p)),
+                        Rule::feature => feature = Some(self.feature(p)?),
+                        _ => {}
+                    }
+                }
+                Ok(Statement::Set {
+                    name: name.expect("variable"),
+                    feature: feature.expect("feature"),
                 })
             }
             Rule::use_stmt => {
@@ -960,6 +977,7 @@ impl Builder<'_> {
                     .expect("string");
                 FeatureSpec::Label(self.string(s)?.value)
             }
+            Rule::variable => FeatureSpec::Variable(inner.as_str().to_string()),
             Rule::string => FeatureSpec::Label(self.string(inner)?.value),
             r => unreachable!("feature {r:?}"),
         };

@@ -101,7 +101,7 @@ pub fn context_text(
             out.push_str(open);
             out.push_str(&shown);
             out.push_str(close);
-        } else if !spaced && piece.starts_with("##") {
+        } else if !spaced && i > 0 && piece.starts_with("##") {
             out.push_str(&shown[2..]);
         } else {
             out.push_str(&shown);
