@@ -17,6 +17,7 @@ use rustyline::validate::Validator;
 use rustyline::{Config, Context, Editor, Helper};
 use saedb_engine::Store;
 use saedb_query::{is_complete, Session, KEYWORDS};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -351,7 +352,9 @@ impl Shell {
             // A missing history file is normal the first time.
             let _ = rl.load_history(h);
         }
-        output::print(&self.banner());
+        if std::io::stdin().is_terminal() {
+            output::print(&self.banner());
+        }
         let mut buf = String::new();
         loop {
             let prompt = if buf.is_empty() { PROMPT } else { CONTINUATION };

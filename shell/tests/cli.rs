@@ -467,3 +467,235 @@ fn demo_runs_the_tour_and_reuses_its_store() {
     ]);
     assert!(err.contains("fixtures"), "{err}");
 }
+
+#[test]
+fn ingest_activations_encodes_like_the_stored_latents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("dense.saedb");
+    ok(&[
+        "ingest",
+        "dictionary",
+        s(&store),
+        "--name",
+        "L2",
+        fixture("sae_L2").to_str().unwrap(),
+    ]);
+    ok(&[
+        "ingest",
+        "tokens",
+        s(&store),
+        fixture("tokens.jsonl").to_str().unwrap(),
+    ]);
+    let out = ok(&[
+        "ingest",
+        "activations",
+        s(&store),
+        "--dictionary",
+        "L2",
+        fixture("resid_L2.safetensors").to_str().unwrap(),
+    ]);
+    assert!(out.starts_with("ingested "), "{out}");
+    let e = expected("L2");
+    let info = info_json(&store);
+    let d = &info["dictionaries"][0];
+    assert_eq!(d["tokens_encoded"], e.tokens_encoded, "{d}");
+    assert_eq!(d["nonzeros"], e.nonzeros, "{d}");
+    // The strongest activation is where the latents file has it.
+    let (f, max, doc, pos) = strongest_l2();
+    let out = ok(&[
+        "query",
+        s(&store),
+        &format!("TOP 1 ACTIVATIONS OF L2/{f};"),
+        "--format",
+        "json",
+    ]);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (rows[0]["doc"].clone(), rows[0]["pos"].clone()),
+        (doc.into(), pos.into()),
+        "{out}"
+    );
+    assert!(
+        (rows[0]["value"].as_f64().unwrap() - f64::from(max)).abs() < 1e-2,
+        "{out}"
+    );
+}
+
+#[test]
+fn ingest_graph_then_chains() {
+    let file = fixtures().join("..").join("graphs").join("small.json");
+    if !file.exists() {
+        eprintln!(
+            "skipping ingest_graph_then_chains: {} is absent",
+            file.display()
+        );
+        return;
+    }
+    let g: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let nodes = g["nodes"].as_array().unwrap();
+    let target = nodes.iter().find(|n| n["is_target_logit"] == true).unwrap()["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("g.saedb");
+    let out = ok(&["ingest", "graph", s(&store), "--name", "dallas", s(&file)]);
+    assert!(
+        out.contains(&nodes.len().to_string()),
+        "the summary counts the nodes: {out}"
+    );
+    assert_eq!(info_json(&store)["graphs"], serde_json::json!(["dallas"]));
+    let out = ok(&[
+        "query",
+        s(&store),
+        &format!("CHAINS TO \"{target}\" IN GRAPH dallas LIMIT 3;"),
+        "--format",
+        "json",
+    ]);
+    let rows: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let rows = rows.as_array().unwrap();
+    assert!(!rows.is_empty(), "{out}");
+    let mut last = f64::INFINITY;
+    for r in rows {
+        let score = r["score"].as_f64().unwrap();
+        assert!(score > 0.0 && score <= 1.0 && score <= last, "{out}");
+        last = score;
+        assert_eq!(
+            r["nodes"].as_array().unwrap().last().unwrap(),
+            &serde_json::json!(target),
+            "{out}"
+        );
+    }
+    // A graph name that is taken, and a file that is not a graph.
+    let err = fails(&["ingest", "graph", s(&store), "--name", "dallas", s(&file)]);
+    assert!(
+        err.contains("dallas") || err.contains("small.json"),
+        "{err}"
+    );
+    let err = fails(&[
+        "ingest",
+        "graph",
+        s(&store),
+        "--name",
+        "tokens",
+        fixture("tokens.jsonl").to_str().unwrap(),
+    ]);
+    assert!(err.contains("tokens.jsonl"), "{err}");
+}
+
+#[test]
+fn vocabulary_gives_token_effects() {
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/minilm-dev");
+    let matrix = dev.join("word_embeddings.f16.safetensors");
+    if !matrix.exists() {
+        eprintln!(
+            "skipping vocabulary_gives_token_effects: {} is absent",
+            matrix.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("v.saedb");
+    ok(&[
+        "ingest",
+        "dictionary",
+        s(&store),
+        "--name",
+        "L2",
+        fixture("sae_L2").to_str().unwrap(),
+    ]);
+    let before = saedb(&["query", s(&store), "TOKEN EFFECTS OF L2/3 LIMIT 3;"]);
+    assert_eq!(before.status.code(), Some(1));
+    assert!(
+        stderr(&before).contains("ingest vocab"),
+        "the error says what to do: {}",
+        stderr(&before)
+    );
+    // A tensor that is not in the file.
+    let err = fails(&[
+        "ingest",
+        "vocab",
+        s(&store),
+        s(&matrix),
+        "--tensor",
+        "nope",
+        "--vocab",
+        s(&dev.join("vocab.txt")),
+    ]);
+    assert!(
+        err.contains("nope") && err.contains("word_embeddings.f16.safetensors"),
+        "{err}"
+    );
+    let out = ok(&[
+        "ingest",
+        "vocab",
+        s(&store),
+        s(&matrix),
+        "--tensor",
+        "embeddings.word_embeddings.weight",
+        "--vocab",
+        s(&dev.join("vocab.txt")),
+    ]);
+    assert!(out.contains("30,522"), "{out}");
+    assert_eq!(info_json(&store)["vocabulary"]["n_vocab"], 30522);
+    let out = ok(&[
+        "query",
+        s(&store),
+        "TOKEN EFFECTS OF L2/3 LIMIT 3;",
+        "--format",
+        "json",
+    ]);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 6, "3 positive then 3 negative: {out}");
+    assert!(
+        rows[0]["effect"].as_f64() > rows[5]["effect"].as_f64(),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_second_process_reads_while_a_shell_holds_the_store() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("busy.saedb");
+    ok(&[
+        "ingest",
+        "dictionary",
+        s(&store),
+        "--name",
+        "L2",
+        fixture("sae_L2").to_str().unwrap(),
+    ]);
+    // A shell reading from a pipe holds the store open until its input ends.
+    let mut shell = std::process::Command::new(BIN)
+        .args(["shell", s(&store)])
+        .env("SAEDB_HISTORY", dir.path().join("h"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = shell.stdin.take().unwrap();
+    input.write_all(b"SHOW DICTIONARIES;\n").unwrap();
+    input.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let o = saedb(&["query", s(&store), "SHOW DICTIONARIES;", "--format", "csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("L2"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("read-only"), "{}", stderr(&o));
+    let err = fails(&[
+        "ingest",
+        "tokens",
+        s(&store),
+        fixture("tokens.jsonl").to_str().unwrap(),
+    ]);
+    assert!(err.contains("in use"), "{err}");
+    input.write_all(b".quit\n").unwrap();
+    drop(input);
+    let out = shell.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("L2"), "{}", stdout(&out));
+}

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+const EXIT_MARK: &str = "saedb exited with status ";
+
 /// A private tmux server (its own socket), killed when dropped.
 struct Tmux {
     socket: String,
@@ -84,16 +86,13 @@ impl Tmux {
             .unwrap_or_default()
     }
 
-    fn pane_dead(&self) -> Option<String> {
-        let o = self.cmd(&[
-            "display-message",
-            "-p",
-            "-t",
-            "t",
-            "#{pane_dead} #{pane_dead_status}",
-        ]);
-        let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        s.strip_prefix("1 ").map(str::to_string)
+    /// The exit status of saedb once it has ended.
+    fn exit_status(&self) -> Option<String> {
+        let s = self.screen();
+        let i = s.rfind(EXIT_MARK)?;
+        let rest = &s[i + EXIT_MARK.len()..];
+        let code: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        (!code.is_empty()).then_some(code)
     }
 }
 
@@ -111,7 +110,8 @@ fn tmux_available() -> bool {
         .unwrap_or(false)
 }
 
-fn start(store: &Path, history: &Path) -> Tmux {
+/// Starts `saedb ARGS` in a fresh tmux server, in a 200x50 terminal.
+fn start(args: &str, history: &Path) -> Tmux {
     let t = Tmux {
         socket: format!(
             "saedb-test-{}-{:?}",
@@ -120,11 +120,12 @@ fn start(store: &Path, history: &Path) -> Tmux {
         )
         .replace(['(', ')'], ""),
     };
+    // The exit status is printed by the shell around saedb (tmux's own pane_dead can lag behind
+    // a child it has not reaped yet); the sleep keeps the pane readable afterwards.
     let cmd = format!(
-        "env SAEDB_HISTORY='{}' NO_COLOR=1 TERM=xterm '{}' shell '{}'",
+        "env SAEDB_HISTORY='{}' NO_COLOR=1 TERM=xterm '{}' {args}; echo \"{EXIT_MARK}$?\"; sleep 600",
         history.display(),
-        BIN,
-        store.display()
+        BIN
     );
     let o = t.cmd(&[
         "new-session",
@@ -142,8 +143,29 @@ fn start(store: &Path, history: &Path) -> Tmux {
         "tmux new-session: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let _ = t.cmd(&["set-option", "-t", "t", "remain-on-exit", "on"]);
     t
+}
+
+/// Waits for the program in the pane to end; returns its exit status.
+fn wait_exit(t: &Tmux) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = t.exit_status() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let pid = t.cmd(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
+            let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+            let ps = Command::new("ps")
+                .args(["-o", "pid,stat,wchan:32,args", "-p", &pid])
+                .output();
+            let ps = ps
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            panic!("the shell did not quit:\n{}\n{ps}", t.screen());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -156,7 +178,7 @@ fn the_shell_in_a_real_terminal() {
     let store = dir.path().join("repl.saedb");
     build_store(&store);
     let history = dir.path().join("history");
-    let t = start(&store, &history);
+    let t = start(&format!("shell '{}'", store.display()), &history);
     t.wait_for("the prompt", 30, |s| s.contains("saedb> "));
 
     // A statement, its result on screen.
@@ -211,19 +233,62 @@ fn the_shell_in_a_real_terminal() {
         s.contains("unknown command '.frobnicate'")
     });
 
+    // Shell commands.
+    t.line(".dicts");
+    t.wait_for("the dictionary list", 10, |s| {
+        s.contains("nonzeros") && s.contains("d_sae")
+    });
+    t.line(".timer on");
+    t.line("SHOW DICTIONARIES;");
+    t.wait_for("the timer", 30, |s| s.contains("time: "));
+    t.line(".timer off");
+    t.line(".help");
+    t.wait_for("the help", 10, |s| {
+        s.contains(".format table|json|csv") && s.contains("History: /")
+    });
+
+    // Ctrl-C drops a statement half typed.
+    t.line("TOP 5");
+    t.wait_for("the continuation prompt", 10, |s| {
+        s.trim_end().ends_with("...>")
+    });
+    t.send(&["C-c"]);
+    t.wait_for("a fresh prompt", 10, |s| s.trim_end().ends_with("saedb>"));
+
+    // A label, then completed inside quotes.
+    t.line("LABEL L2/3 AS \"Golden Gate Bridge\";");
+    t.wait_for("the label", 30, |s| {
+        s.contains("labelled L2/3") || s.contains("| Golden Gate Bridge")
+    });
+    t.type_text("SEARCH LABELS \"gold");
+    t.send(&["Tab"]);
+    t.wait_for("the completed label", 10, |s| {
+        s.contains("SEARCH LABELS \"Golden Gate Bridge\"")
+    });
+    t.line(";");
+    t.wait_for("the search result", 30, |s| {
+        s.matches("Golden Gate Bridge").count() >= 4
+    });
+
+    // .open another store.
+    let other = store.with_file_name("other.saedb");
+    ok(&[
+        "ingest",
+        "tokens",
+        other.to_str().unwrap(),
+        fixture("tokens.jsonl").to_str().unwrap(),
+    ]);
+    t.line(&format!(".open {}", other.display()));
+    t.wait_for("the other store", 10, |s| {
+        s.contains("other.saedb (no dictionaries)")
+    });
+    t.line(".open /nonexistent/store");
+    t.wait_for("the .open error", 10, |s| {
+        s.contains("error: /nonexistent/store: no such store")
+    });
+
     t.line(".quit");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = t.pane_dead() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the shell did not quit:\n{}",
-            t.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_exit(&t);
     assert_eq!(status, "0", "exit status of the shell\n{}", t.screen());
     let screen = t.screen();
     assert!(!screen.contains("panicked"), "{screen}");
@@ -232,4 +297,28 @@ fn the_shell_in_a_real_terminal() {
     let h = std::fs::read_to_string(&history).unwrap_or_default();
     assert!(h.contains("SHOW DICTIONARIES;"), "history: {h}");
     assert!(h.contains("DESCRIBE"), "history: {h}");
+}
+
+#[test]
+fn the_demo_ends_in_the_shell() {
+    if !tmux_available() {
+        eprintln!("skipping the_demo_ends_in_the_shell: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("demo.saedb");
+    let t = start(
+        &format!("demo --store '{}'", store.display()),
+        &dir.path().join("history"),
+    );
+    t.wait_for("the shell after the tour", 60, |s| {
+        s.contains("Now it is your turn") && s.trim_end().ends_with("saedb>")
+    });
+    t.line("SHOW DICTIONARIES;");
+    t.wait_for("the dictionaries", 30, |s| {
+        s.rfind("Now it is your turn")
+            .is_some_and(|i| s[i..].contains("(2 rows)"))
+    });
+    t.line(".quit");
+    assert_eq!(wait_exit(&t), "0", "{}", t.screen());
 }
