@@ -429,6 +429,12 @@ fn demo_runs_the_tour_and_reuses_its_store() {
     ] {
         assert!(out.contains(needle), "the tour lacks {needle}:\n{out}");
     }
+    if fixtures().join("../graphs/small.json").exists() {
+        assert!(
+            out.contains("CHAINS TO"),
+            "a graph in the fixtures shows CHAINS:\n{out}"
+        );
+    }
     // The feature it shows is the strongest one of the data.
     let (f, ..) = strongest_l2();
     assert!(out.contains(&format!("DESCRIBE L2/{f};")), "{out}");

@@ -270,6 +270,14 @@ fn the_shell_in_a_real_terminal() {
         s.matches("Golden Gate Bridge").count() >= 4
     });
 
+    // .read a script: its results, then its error with file:line:col.
+    let script = store.with_file_name("tour.sdq");
+    std::fs::write(&script, "SHOW DICTIONARIES;\nDESCRIBE L7/1;\n").unwrap();
+    t.line(&format!(".read {}", script.display()));
+    t.wait_for("the script's error", 30, |s| {
+        s.contains("tour.sdq:2:10: error")
+    });
+
     // .open another store.
     let other = store.with_file_name("other.saedb");
     ok(&[
