@@ -687,7 +687,32 @@ fn a_second_process_reads_while_a_shell_holds_the_store() {
     let mut input = shell.stdin.take().unwrap();
     input.write_all(b"SHOW DICTIONARIES;\n").unwrap();
     input.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Wait until the shell has answered: then it holds the store.
+    let seen = std::sync::Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        let mut out = shell.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !seen.lock().unwrap().contains("(1 row)") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell did not answer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let o = saedb(&["query", s(&store), "SHOW DICTIONARIES;", "--format", "csv"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("L2"), "{}", stdout(&o));
@@ -702,6 +727,7 @@ fn a_second_process_reads_while_a_shell_holds_the_store() {
     input.write_all(b".quit\n").unwrap();
     drop(input);
     let out = shell.wait_with_output().unwrap();
+    reader.join().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("L2"), "{}", stdout(&out));
+    assert!(seen.lock().unwrap().contains("L2"));
 }
