@@ -731,3 +731,30 @@ fn a_second_process_reads_while_a_shell_holds_the_store() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(seen.lock().unwrap().contains("L2"));
 }
+
+#[test]
+fn the_query_examples_of_the_help_run_on_the_fixtures() {
+    let (_g, store) = shared_store();
+    let mut help = String::new();
+    for c in [
+        &["--help"][..],
+        &["query", "--help"],
+        &["run", "--help"],
+        &["ingest", "graph", "--help"],
+    ] {
+        help.push_str(&ok(c));
+    }
+    let mut ran = 0;
+    for line in help.lines() {
+        let Some(rest) = line.trim().strip_prefix("saedb query my.saedb '") else {
+            continue;
+        };
+        let statement = rest.split('\'').next().unwrap();
+        if statement.contains(" GRAPH ") {
+            continue; // needs a graph the fixtures store does not hold
+        }
+        ok(&["query", s(&store), statement]);
+        ran += 1;
+    }
+    assert!(ran >= 5, "only {ran} examples found in:\n{help}");
+}
