@@ -10,13 +10,14 @@ use crate::statements::{execute_printing, read_script, Printer};
 use anyhow::Result;
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
-use rustyline::highlight::Highlighter;
+use rustyline::highlight::{CmdKind, Highlighter};
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Config, Context, Editor, Helper};
 use saedb_engine::Store;
 use saedb_query::{is_complete, Session, KEYWORDS};
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,18 +94,21 @@ impl Names {
     }
 }
 
-/// The rustyline helper: completion only (no hints, no highlighting, no validation: the shell
-/// itself handles continuation lines).
+/// The rustyline helper: completion and colouring (no hints, no validation: the shell itself
+/// handles continuation lines).
 pub struct ShellHelper {
     pub names: Names,
     files: FilenameCompleter,
+    /// Colour the statement being typed.
+    color: bool,
 }
 
 impl ShellHelper {
-    fn new(names: Names) -> ShellHelper {
+    fn new(names: Names, color: bool) -> ShellHelper {
         ShellHelper {
             names,
             files: FilenameCompleter::new(),
+            color,
         }
     }
 }
@@ -288,7 +292,83 @@ impl Completer for ShellHelper {
 impl Hinter for ShellHelper {
     type Hint = String;
 }
-impl Highlighter for ShellHelper {}
+impl Highlighter for ShellHelper {
+    fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
+        if self.color && !line.trim_start().starts_with('.') {
+            Cow::Owned(highlight_statement(line))
+        } else {
+            Cow::Borrowed(line)
+        }
+    }
+
+    fn highlight_char(&self, _line: &str, _pos: usize, kind: CmdKind) -> bool {
+        self.color && kind != CmdKind::MoveCursor
+    }
+}
+
+/// Colours a statement for the terminal: keywords bold, strings green, feature references cyan,
+/// comments dim. Only ANSI codes are added: the visible text is unchanged.
+pub fn highlight_statement(line: &str) -> String {
+    const KW: &str = "\x1b[1m";
+    const STR: &str = "\x1b[32m";
+    const REF: &str = "\x1b[36m";
+    const DIM: &str = "\x1b[2m";
+    const END: &str = "\x1b[0m";
+    let mut out = String::with_capacity(line.len() * 2);
+    let chars: Vec<(usize, char)> = line.char_indices().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let (start, c) = chars[i];
+        if c == '-' && chars.get(i + 1).map(|x| x.1) == Some('-') {
+            out.push_str(DIM);
+            out.push_str(&line[start..]);
+            out.push_str(END);
+            return out;
+        }
+        if c == '"' || c == '\'' {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j].1 != c {
+                if chars[j].1 == '\\' {
+                    j += 1;
+                }
+                j += 1;
+            }
+            let end = chars.get(j + 1).map(|x| x.0).unwrap_or(line.len());
+            out.push_str(STR);
+            out.push_str(&line[start..end]);
+            out.push_str(END);
+            i = j + 1;
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || c == '_' || c == '$' {
+            let mut j = i;
+            while j < chars.len()
+                && (chars[j].1.is_ascii_alphanumeric()
+                    || matches!(chars[j].1, '_' | '.' | '-' | '/' | '$'))
+            {
+                j += 1;
+            }
+            let end = chars.get(j).map(|x| x.0).unwrap_or(line.len());
+            let word = &line[start..end];
+            if KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(word)) {
+                out.push_str(KW);
+                out.push_str(word);
+                out.push_str(END);
+            } else if word.contains('/') {
+                out.push_str(REF);
+                out.push_str(word);
+                out.push_str(END);
+            } else {
+                out.push_str(word);
+            }
+            i = j;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
 impl Validator for ShellHelper {}
 impl Helper for ShellHelper {}
 
@@ -347,7 +427,10 @@ impl Shell {
             .completion_type(rustyline::CompletionType::List)
             .build();
         let mut rl: Editor<ShellHelper, DefaultHistory> = Editor::with_config(config)?;
-        rl.set_helper(Some(ShellHelper::new(Names::from_store(self.store()))));
+        rl.set_helper(Some(ShellHelper::new(
+            Names::from_store(self.store()),
+            self.printer.color,
+        )));
         if let Some(h) = &self.history {
             // A missing history file is normal the first time.
             let _ = rl.load_history(h);
@@ -621,6 +704,35 @@ mod tests {
         let line = "LABEL L2/3 AS \"x\" ";
         let (_, c) = complete_statement(line, line.len(), &names());
         assert!(c.iter().all(|x| !x.starts_with('"')), "{c:?}");
+    }
+
+    #[test]
+    fn highlighting_keeps_the_text() {
+        let strip = |s: &str| {
+            let mut out = String::new();
+            let mut esc = false;
+            for c in s.chars() {
+                if esc {
+                    esc = c != 'm';
+                } else if c == '\x1b' {
+                    esc = true;
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        };
+        for line in [
+            "TOP 5 ACTIVATIONS OF L2/7 WHERE token = \"a\\\"b\" AND value > 2.5; -- c",
+            "describe 'unterminated",
+            "SEARCH LABELS \"é\" LIMIT 3;",
+            "",
+        ] {
+            let h = highlight_statement(line);
+            assert_eq!(strip(&h), line);
+        }
+        assert!(highlight_statement("TOP 5").contains("\x1b[1mTOP\x1b[0m"));
+        assert!(highlight_statement("DESCRIBE L2/7").contains("\x1b[36mL2/7\x1b[0m"));
     }
 
     #[test]
