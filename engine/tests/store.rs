@@ -656,11 +656,9 @@ fn check_finds_damage_and_repair_rebuilds_derived_data() {
         r.problems
     );
     assert!(
-        r.problems
-            .iter()
-            .any(|p| p.contains("HNSW index file is missing")),
+        r.notes.iter().any(|p| p.contains("no HNSW index file")),
         "{:?}",
-        r.problems
+        r.notes
     );
     // Readers never see the orphan block.
     let want = read_raw_latents(&fx.join("latents_L2.safetensors"))

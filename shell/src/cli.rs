@@ -61,6 +61,26 @@ Examples:
         format: InfoFormat,
     },
 
+    /// Verify a store: both orientations agree, statistics and top lists match the activations,
+    /// HNSW indexes cover every feature, graphs validate. Exit 1 if anything is wrong.
+    #[command(after_long_help = "\
+--repair rebuilds derived data (statistics, top lists, HNSW indexes) from the primary data and
+deletes blocks left by interrupted ingests, then checks again.
+
+Examples:
+  saedb check my.saedb
+  saedb check my.saedb --repair")]
+    Check {
+        /// An existing store directory.
+        store: PathBuf,
+        /// Rebuild derived data, then check again.
+        #[arg(long)]
+        repair: bool,
+        /// Output format: a summary, or the full report as JSON.
+        #[arg(long, short, value_enum, default_value_t = InfoFormat::Table)]
+        format: InfoFormat,
+    },
+
     /// Run one or more statements given on the command line.
     #[command(after_long_help = "\
 Statements are separated by ';' (the last ';' may be left out). Each result set is printed in turn.

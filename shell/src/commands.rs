@@ -19,6 +19,41 @@ pub fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Check {
+            store,
+            repair,
+            format,
+        } => {
+            let store = if repair {
+                open_existing(&store)?
+            } else {
+                open_existing_read_only(&store)?
+            };
+            let report = if repair {
+                store.repair()
+            } else {
+                store.check()
+            }
+            .map_err(|e| anyhow!("{e}"))?;
+            match format {
+                InfoFormat::Json => output::println(&serde_json::to_string_pretty(&report)?),
+                InfoFormat::Table => output::print(&render_check(&report)),
+            }
+            if report.is_ok() {
+                Ok(())
+            } else {
+                bail!(
+                    "{}: {} problem(s) found{}",
+                    store.path().display(),
+                    report.problems.len(),
+                    if repair {
+                        ""
+                    } else {
+                        " (saedb check --repair rebuilds derived data)"
+                    }
+                )
+            }
+        }
         Command::Query {
             store,
             statement,
@@ -323,4 +358,22 @@ mod tests {
         assert!(t.contains("19,744"), "{t}");
         assert!(t.contains("topk"), "{t}");
     }
+}
+
+/// The check report as a short summary: what was checked, then every problem and note.
+fn render_check(r: &saedb_engine::CheckReport) -> String {
+    let mut out = format!(
+        "format version {}: {} dictionaries, {} activations in both orientations, {} feature statistics, {} graphs checked\n",
+        r.format_version, r.dictionaries, r.activations, r.features, r.graphs
+    );
+    for p in &r.problems {
+        out += &format!("problem: {p}\n");
+    }
+    for n in &r.notes {
+        out += &format!("note: {n}\n");
+    }
+    if r.problems.is_empty() {
+        out += "ok\n";
+    }
+    out
 }

@@ -758,3 +758,28 @@ fn the_query_examples_of_the_help_run_on_the_fixtures() {
     }
     assert!(ran >= 5, "only {ran} examples found in:\n{help}");
 }
+
+#[test]
+fn check_passes_on_a_sound_store_and_repair_rebuilds_a_lost_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.saedb");
+    build_store(&store);
+    let out = ok(&["check", s(&store)]);
+    assert!(
+        out.contains("95072 activations in both orientations"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+    // Derived data lost: still sound (rebuilt on use), said as a note; --repair rebuilds it.
+    std::fs::remove_dir_all(store.join("hnsw")).unwrap();
+    let out = ok(&["check", s(&store)]);
+    assert!(
+        out.contains("note: dictionary 'L2': no HNSW index file"),
+        "{out}"
+    );
+    let out = ok(&["check", s(&store), "--repair", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0);
+    assert_eq!(report["notes"].as_array().unwrap().len(), 0, "{out}");
+    assert!(store.join("hnsw").exists());
+}
