@@ -8,8 +8,10 @@ use crate::keys::Tensor;
 use crate::read::{check_limit, dot};
 use crate::store::{poisoned, Decoder, Store};
 use crate::types::{DictionaryInfo, FeatureRef, Neighbour};
+use crate::Progress;
 use crate::{Error, Result};
-use hnsw_rs::prelude::{AnnT, DistCosine, Hnsw, HnswIo};
+use hnsw_rs::anndists::dist::Distance;
+use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -18,27 +20,47 @@ const MAX_CONNECTIONS: usize = 24;
 const EF_CONSTRUCTION: usize = 200;
 const MAX_LAYERS: usize = 16;
 
-/// A loaded HNSW index over one dictionary's live decoder rows (ids are feature indices).
-pub(crate) struct AnnIndex {
-    hnsw: Hnsw<'static, f32, DistCosine>,
+/// Cosine distance between unit vectors: `1 − a·b`, clamped at 0 so that rounding can never make
+/// it negative (hnsw_rs's `DistDot` asserts on that; its `DistCosine` recomputes both norms in
+/// f64 on every call, which made indexing several times slower).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct UnitCosine;
+
+impl Distance<f32> for UnitCosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot(a, b)).max(0.0)
+    }
 }
 
+/// A loaded HNSW index over one dictionary's live decoder rows (ids are feature indices).
+pub(crate) struct AnnIndex {
+    hnsw: Hnsw<'static, f32, UnitCosine>,
+}
+
+/// Rows inserted per `parallel_insert` call, so that progress can be reported between calls.
+const INSERT_CHUNK: usize = 1024;
+
 impl AnnIndex {
-    fn build(dec: &Decoder) -> AnnIndex {
+    fn build(dec: &Decoder, progress: &dyn Progress) -> AnnIndex {
         let n = dec.alive.len();
         let hnsw = Hnsw::new(
             MAX_CONNECTIONS,
             n.max(1),
             MAX_LAYERS,
             EF_CONSTRUCTION,
-            DistCosine,
+            UnitCosine,
         );
         let rows: Vec<(Vec<f32>, usize)> = (0..n)
             .filter(|&f| dec.alive[f])
             .map(|f| (dec.unit_row(f).to_vec(), f))
             .collect();
         let refs: Vec<(&Vec<f32>, usize)> = rows.iter().map(|(v, f)| (v, *f)).collect();
-        hnsw.parallel_insert(&refs);
+        progress.start("indexing decoder directions", refs.len() as u64);
+        for chunk in refs.chunks(INSERT_CHUNK) {
+            hnsw.parallel_insert(chunk);
+            progress.advance(chunk.len() as u64);
+        }
+        progress.finish();
         let mut hnsw = hnsw;
         hnsw.set_searching_mode(true);
         AnnIndex { hnsw }
@@ -69,7 +91,7 @@ impl Store {
     }
 
     /// Builds and persists a dictionary's index (called at ingest and by repairs).
-    pub(crate) fn build_ann(&self, dict: u32) -> Result<Arc<AnnIndex>> {
+    pub(crate) fn build_ann(&self, dict: u32, progress: &dyn Progress) -> Result<Arc<AnnIndex>> {
         let info = self
             .catalog()
             .dictionaries
@@ -77,7 +99,7 @@ impl Store {
             .find(|d| d.id == dict)
             .cloned()
             .ok_or_else(|| Error::Corrupt(format!("dictionary id {dict} is not in the catalog")))?;
-        let index = Arc::new(AnnIndex::build(&*self.decoder(&info)?));
+        let index = Arc::new(AnnIndex::build(&*self.decoder(&info)?, progress));
         if !self.read_only {
             self.dump_ann(dict, &index)?;
         }
@@ -118,7 +140,7 @@ impl Store {
         // dictionary per process, which is what a 'static index needs.
         let io: &'static mut HnswIo =
             Box::leak(Box::new(HnswIo::new(&dir, &Self::ann_basename(dict))));
-        let mut hnsw: Hnsw<'static, f32, DistCosine> = io.load_hnsw().ok()?;
+        let mut hnsw: Hnsw<'static, f32, UnitCosine> = io.load_hnsw().ok()?;
         hnsw.set_searching_mode(true);
         Some(AnnIndex { hnsw })
     }
@@ -142,7 +164,7 @@ impl Store {
                 .insert(info.id, a.clone());
             return Ok(a);
         }
-        self.build_ann(info.id)
+        self.build_ann(info.id, &crate::NoProgress)
     }
 
     /// Whether a dictionary's index file exists (for `check`).

@@ -240,7 +240,7 @@ impl Store {
         }
         self.commit(batch)?;
         for info in self.dictionaries() {
-            self.build_ann(info.id)?;
+            self.build_ann(info.id, &crate::NoProgress)?;
         }
         drop(_writer);
         self.check()

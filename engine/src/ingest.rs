@@ -90,9 +90,7 @@ impl Store {
         ));
         self.commit_with_catalog(batch, catalog)?;
         // The HNSW index is derived data: built now, rebuilt on demand if this process dies first.
-        progress.start("indexing decoder directions", sae.d_sae as u64);
-        self.build_ann(id)?;
-        progress.finish();
+        self.build_ann(id, progress)?;
         Ok(report(
             "dictionary",
             path,
