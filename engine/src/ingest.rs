@@ -427,11 +427,7 @@ impl Store {
         progress.finish();
 
         progress.start("writing feature-major blocks", entries.len() as u64);
-        let mut by_feature: Vec<u32> = (0..entries.len() as u32).collect();
-        by_feature.sort_by_key(|&i| {
-            let e = &entries[i as usize];
-            (e.2, e.0, e.1)
-        });
+        let by_feature = order_by_feature(&entries, info.d_sae);
         let mut stats: Vec<(u32, StatsRecord)> = Vec::new();
         for run in by_feature.chunk_by(|&a, &b| entries[a as usize].2 == entries[b as usize].2) {
             let feature = entries[run[0] as usize].2;
@@ -539,6 +535,26 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Indices of `entries` (sorted by doc, pos, feature) in (feature, doc, pos) order: a stable
+/// counting sort by feature, one linear pass. (A comparison sort through the index took 57% of
+/// ingest time at 120M nonzeros: nearly every comparison missed the cache.)
+fn order_by_feature(entries: &[Entry], d_sae: u32) -> Vec<u32> {
+    let mut start = vec![0usize; d_sae as usize + 1];
+    for e in entries {
+        start[e.2 as usize + 1] += 1;
+    }
+    for f in 0..d_sae as usize {
+        start[f + 1] += start[f];
+    }
+    let mut order = vec![0u32; entries.len()];
+    for (i, e) in entries.iter().enumerate() {
+        let slot = &mut start[e.2 as usize];
+        order[*slot] = i as u32;
+        *slot += 1;
+    }
+    order
 }
 
 fn record(
