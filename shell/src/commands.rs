@@ -302,6 +302,24 @@ pub fn render_info(info: &StoreInfo) -> String {
     s
 }
 
+/// The check report as a short summary: what was checked, then every problem and note.
+fn render_check(r: &saedb_engine::CheckReport) -> String {
+    let mut out = format!(
+        "format version {}: {} dictionaries, {} activations in both orientations, {} feature statistics, {} graphs checked\n",
+        r.format_version, r.dictionaries, r.activations, r.features, r.graphs
+    );
+    for p in &r.problems {
+        out += &format!("problem: {p}\n");
+    }
+    for n in &r.notes {
+        out += &format!("note: {n}\n");
+    }
+    if r.problems.is_empty() {
+        out += "ok\n";
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,22 +376,4 @@ mod tests {
         assert!(t.contains("19,744"), "{t}");
         assert!(t.contains("topk"), "{t}");
     }
-}
-
-/// The check report as a short summary: what was checked, then every problem and note.
-fn render_check(r: &saedb_engine::CheckReport) -> String {
-    let mut out = format!(
-        "format version {}: {} dictionaries, {} activations in both orientations, {} feature statistics, {} graphs checked\n",
-        r.format_version, r.dictionaries, r.activations, r.features, r.graphs
-    );
-    for p in &r.problems {
-        out += &format!("problem: {p}\n");
-    }
-    for n in &r.notes {
-        out += &format!("note: {n}\n");
-    }
-    if r.problems.is_empty() {
-        out += "ok\n";
-    }
-    out
 }
