@@ -1,6 +1,7 @@
 //! Attribution graphs in the store: ingest, listing, chain search, direct-path attribution.
 //! The graph model, parser and algorithms live in `graph/`; this file only wires them to RocksDB.
 
+use crate::graph::chains::Prepared;
 use crate::graph::direct::{direct_path_graph, DirectLayer, DirectSource};
 use crate::graph::model::Graph;
 use crate::graph::{self, Chain, ChainQuery, GraphInfo, NodeInfluence};
@@ -124,10 +125,32 @@ impl Store {
         Ok(g)
     }
 
+    /// A stored graph prepared for search, built once per process and kept.
+    fn prepared(&self, name: &str) -> Result<Arc<Prepared<'static>>> {
+        let id = self.graph_entry(name)?.id;
+        if let Some(p) = self
+            .caches
+            .prepared
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&id)
+        {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(Prepared::owned((*self.graph(name)?).clone())?);
+        self.caches
+            .prepared
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(id, p.clone());
+        Ok(p)
+    }
+
     /// The best chains into a node (see DESIGN.md, "Chains").
     pub fn chains(&self, graph_name: &str, q: &ChainQuery) -> Result<Vec<Chain>> {
-        let g = self.graph(graph_name)?;
-        graph::chains::chains(&g, q).map_err(|e| name_graph(e, graph_name))
+        self.prepared(graph_name)?
+            .chains(q)
+            .map_err(|e| name_graph(e, graph_name))
     }
 
     /// Total influence of every node on `target`, largest first.
@@ -137,8 +160,9 @@ impl Store {
         target: &str,
         limit: usize,
     ) -> Result<Vec<NodeInfluence>> {
-        let g = self.graph(graph_name)?;
-        graph::chains::influence(&g, target, limit).map_err(|e| name_graph(e, graph_name))
+        self.prepared(graph_name)?
+            .influence(target, limit)
+            .map_err(|e| name_graph(e, graph_name))
     }
 
     /// Direct-path attribution of a stored document's token into an output token, from the

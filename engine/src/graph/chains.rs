@@ -23,6 +23,7 @@
 use super::model::{Csr, Graph};
 use super::{Chain, ChainQuery, NodeInfluence, NodeKind};
 use crate::{Error, Result};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -36,7 +37,8 @@ const NONE: u32 = u32::MAX;
 /// The graph's adjacency in CSR form with every edge's normalised weight `a` and sign, and a
 /// topological order. Build it once to run many searches on one graph.
 pub struct Prepared<'g> {
-    pub(crate) g: &'g Graph,
+    /// Borrowed for one-off searches, owned when a store caches the prepared graph.
+    pub(crate) g: Cow<'g, Graph>,
     pub(crate) out: Csr,
     pub(crate) inc: Csr,
     /// Per edge: normalised weight a.
@@ -86,7 +88,7 @@ impl<'g> Prepared<'g> {
             .map(|e| if e.weight < 0.0 { -1 } else { 1 })
             .collect();
         Ok(Prepared {
-            g,
+            g: Cow::Borrowed(g),
             out: Csr::outgoing(n, &g.edges),
             inc: Csr::incoming(n, &g.edges),
             a,
@@ -95,13 +97,32 @@ impl<'g> Prepared<'g> {
         })
     }
 
+    /// Prepares a graph it then owns, to keep between queries.
+    pub fn owned(g: Graph) -> Result<Prepared<'static>> {
+        let p = Prepared::new(&g)?;
+        let (out, inc, a, sign, topo) = (p.out, p.inc, p.a, p.sign, p.topo);
+        Ok(Prepared {
+            g: Cow::Owned(g),
+            out,
+            inc,
+            a,
+            sign,
+            topo,
+        })
+    }
+
+    /// The graph this was prepared from.
+    pub fn graph(&self) -> &Graph {
+        &self.g
+    }
+
     fn index(&self, id: &str) -> Result<u32> {
         self.g.node_index(id)
     }
 
     /// The k best chains, see [`chains`].
     pub fn chains(&self, q: &ChainQuery) -> Result<Vec<Chain>> {
-        let g = self.g;
+        let g: &Graph = &self.g;
         let n = g.nodes.len();
         if q.limit == 0 || q.limit > MAX_CHAIN_LIMIT {
             return Err(Error::InvalidArgument(format!(
@@ -371,7 +392,7 @@ impl<'g> Prepared<'g> {
                 "influence LIMIT must be between 1 and {MAX_INFLUENCE_LIMIT}, not {limit}"
             )));
         }
-        let g = self.g;
+        let g: &Graph = &self.g;
         let t = self.index(target)?;
         let infl = self.influence_vector(t);
         let mut ranked: Vec<u32> = (0..g.nodes.len() as u32)
