@@ -75,11 +75,14 @@ impl Store {
             items: g.nodes.len() as u64,
         });
         self.commit_with_catalog(batch, catalog)?;
-        self.caches
-            .graphs
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(id, Arc::new(g));
+        // Validated at write: preparing it cannot fail; keep it for the first search.
+        if let Ok(p) = Prepared::owned(g) {
+            self.caches
+                .prepared
+                .lock()
+                .map_err(|_| poisoned())?
+                .insert(id, Arc::new(p));
+        }
         Ok(info)
     }
 
@@ -110,19 +113,10 @@ impl Store {
         Ok(self.graph_entry(name)?.info)
     }
 
-    /// A whole stored graph, loaded once per process.
-    pub fn graph(&self, name: &str) -> Result<Arc<Graph>> {
+    /// A whole stored graph, read from the store (searches use the cached prepared form).
+    pub fn graph(&self, name: &str) -> Result<Graph> {
         let id = self.graph_entry(name)?.id;
-        if let Some(g) = self.caches.graphs.lock().map_err(|_| poisoned())?.get(&id) {
-            return Ok(g.clone());
-        }
-        let g = Arc::new(graph::store::read_graph(&self.db, self.cf(CF_GRAPHS), id)?);
-        self.caches
-            .graphs
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(id, g.clone());
-        Ok(g)
+        graph::store::read_graph(&self.db, self.cf(CF_GRAPHS), id)
     }
 
     /// A stored graph prepared for search, built once per process and kept.
@@ -137,7 +131,7 @@ impl Store {
         {
             return Ok(p.clone());
         }
-        let p = Arc::new(Prepared::owned((*self.graph(name)?).clone())?);
+        let p = Arc::new(Prepared::owned(self.graph(name)?)?);
         self.caches
             .prepared
             .lock()

@@ -177,12 +177,7 @@ impl Store {
         path: &Path,
         progress: &dyn Progress,
     ) -> Result<IngestReport> {
-        self.ensure_writable()?;
-        let _writer = self.writer.lock().map_err(|_| poisoned())?;
-        let started = Instant::now();
-        let info = self.catalog().dict(dict)?.clone();
-        let hash = hash_path(path)?;
-        self.refuse_repeat("latents", dict, path, &hash)?;
+        let (_writer, started, info, hash) = self.begin_activations("latents", dict, path)?;
         progress.start("reading latents", 0);
         let lat = formats::delphi::read_latents(path)?;
         progress.finish();
@@ -206,10 +201,9 @@ impl Store {
             }
             entries.push((lat.doc[i], lat.pos[i], lat.latent[i], lat.value[i]));
         }
-        let tokens: BTreeSet<(u32, u32)> = entries.iter().map(|e| (e.0, e.1)).collect();
-        let n_tokens = tokens.len() as u64;
+        // Tokens without any latent are not in the file: count the tokens that have one.
         let items =
-            self.write_activations(&info, "latents", path, hash, entries, n_tokens, progress)?;
+            self.write_activations(&info, "latents", path, hash, entries, None, progress)?;
         Ok(report("latents", path, items, "nonzeros", started))
     }
 
@@ -221,12 +215,7 @@ impl Store {
         path: &Path,
         progress: &dyn Progress,
     ) -> Result<IngestReport> {
-        self.ensure_writable()?;
-        let _writer = self.writer.lock().map_err(|_| poisoned())?;
-        let started = Instant::now();
-        let info = self.catalog().dict(dict)?.clone();
-        let hash = hash_path(path)?;
-        self.refuse_repeat("activations", dict, path, &hash)?;
+        let (_writer, started, info, hash) = self.begin_activations("activations", dict, path)?;
         progress.start("reading activations", 0);
         let dense = formats::dense::read_dense(path)?;
         progress.finish();
@@ -276,7 +265,7 @@ impl Store {
             path,
             hash,
             entries,
-            dense.n as u64,
+            Some(dense.n as u64),
             progress,
         )?;
         Ok(report("activations", path, items, "nonzeros", started))
@@ -352,6 +341,28 @@ impl Store {
         })
     }
 
+    /// What every activation ingest does first: take the writer lock, resolve the dictionary,
+    /// hash the input and refuse a file already ingested into it.
+    fn begin_activations(
+        &self,
+        kind: &str,
+        dict: &str,
+        path: &Path,
+    ) -> Result<(
+        std::sync::MutexGuard<'_, ()>,
+        Instant,
+        DictionaryInfo,
+        String,
+    )> {
+        self.ensure_writable()?;
+        let writer = self.writer.lock().map_err(|_| poisoned())?;
+        let started = Instant::now();
+        let info = self.catalog().dict(dict)?.clone();
+        let hash = hash_path(path)?;
+        self.refuse_repeat(kind, dict, path, &hash)?;
+        Ok((writer, started, info, hash))
+    }
+
     fn refuse_repeat(&self, kind: &str, dict: &str, path: &Path, hash: &str) -> Result<()> {
         let c = self.catalog();
         if let Some(r) = c
@@ -379,7 +390,7 @@ impl Store {
         path: &Path,
         hash: String,
         mut entries: Vec<Entry>,
-        tokens_encoded: u64,
+        tokens_encoded: Option<u64>,
         progress: &dyn Progress,
     ) -> Result<u64> {
         for e in entries.iter_mut() {
@@ -406,6 +417,10 @@ impl Store {
         }
         self.check_positions(path, &entries)?;
         self.refuse_overlap(info, path, &entries)?;
+        // Unless the caller knows better (dense rows encode to nothing sometimes), the tokens
+        // encoded are the distinct (doc, pos) of the sorted entries.
+        let tokens_encoded = tokens_encoded
+            .unwrap_or_else(|| entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).count() as u64);
 
         let ingest_id = self.allocate_ingest_id()?;
         let dict = info.id;

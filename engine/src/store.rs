@@ -46,7 +46,6 @@ pub(crate) struct Caches {
     pub(crate) ann: Mutex<HashMap<u32, Arc<AnnIndex>>>,
     pub(crate) vocab: Mutex<Option<Arc<VocabMatrix>>>,
     pub(crate) docs: Mutex<HashMap<u32, Arc<Document>>>,
-    pub(crate) graphs: Mutex<HashMap<u32, Arc<crate::graph::model::Graph>>>,
     /// Graphs prepared for search (adjacency, normalised weights, topological order).
     pub(crate) prepared: Mutex<HashMap<u32, Arc<crate::graph::chains::Prepared<'static>>>>,
 }
