@@ -312,6 +312,21 @@ pub fn generate(dir: &Path, spec: &ScaleSpec, seed: u64) -> Result<Corpus> {
     })
 }
 
+/// Only the dictionary (for runs that measure neither storage nor queries over activations).
+pub fn generate_dictionary(dir: &Path, spec: &ScaleSpec, seed: u64) -> Result<Corpus> {
+    let w_dec = decoder(spec, seed);
+    let dict_dir = dir.join("sae");
+    write_dictionary(&dict_dir, spec, &w_dec, seed)?;
+    Ok(Corpus {
+        dict_dir,
+        tokens_path: PathBuf::new(),
+        latents: Vec::new(),
+        nnz: 0,
+        split_counts: Vec::new(),
+        w_dec,
+    })
+}
+
 /// Dense inputs for the encode benchmark: each row a sum of ~l0 decoder rows with log-normal
 /// weights plus small noise (what a residual stream an SAE fits looks like to it).
 pub fn dense_rows(spec: &ScaleSpec, w_dec: &[f32], rows: usize, seed: u64) -> Vec<f32> {

@@ -45,6 +45,18 @@ struct Args {
     /// Keep the generated data and the store.
     #[arg(long)]
     keep: bool,
+    /// Measure only these sections (comma-separated): storage (ingest, size, TOP 20, FEATURES
+    /// AT), knn, encode, chains. `--only knn --scale large` builds just the 131k dictionary.
+    #[arg(long, value_delimiter = ',', default_values_t = SECTIONS.map(String::from))]
+    only: Vec<String>,
+}
+
+const SECTIONS: [&str; 4] = ["storage", "knn", "encode", "chains"];
+
+impl Args {
+    fn wants(&self, section: &str) -> bool {
+        self.only.iter().any(|s| s == section)
+    }
 }
 
 fn target_dir() -> PathBuf {
@@ -56,6 +68,9 @@ fn target_dir() -> PathBuf {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(bad) = args.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        bail!("unknown section '{bad}' in --only (storage, knn, encode, chains)");
+    }
     let mut runs: Vec<Map<String, Value>> = Vec::new();
     for name in &args.scale {
         let spec = ScaleSpec::named(name)
@@ -192,7 +207,11 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
         spec.d_in,
         spec.d_sae
     ));
-    let corpus = gen::generate(&work.join("data"), spec, args.seed)?;
+    let corpus = if args.wants("storage") {
+        gen::generate(&work.join("data"), spec, args.seed)?
+    } else {
+        gen::generate_dictionary(&work.join("data"), spec, args.seed)?
+    };
     let graph_path = work.join("data").join("graph.json");
     let graph_target = gen::write_graph(&graph_path, 5_000, 100_000, args.seed)?;
     log(&format!(
@@ -210,176 +229,188 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
     let rss_reset = reset_peak_rss();
     let store = Store::create_or_open(work.join("store"))?;
     let dict = "bench";
-    let t = Instant::now();
-    store.ingest_dictionary(dict, &corpus.dict_dir, &NoProgress)?;
-    put("ingest_dictionary_s", json!(t.elapsed().as_secs_f64()));
-    let t = Instant::now();
-    store.ingest_tokens(&corpus.tokens_path, &NoProgress)?;
-    put("ingest_tokens_s", json!(t.elapsed().as_secs_f64()));
-    store.compact()?;
-    let base_bytes = store.bytes_on_disk();
-    log("ingesting latents");
-    let t = Instant::now();
-    for (i, f) in corpus.latents.iter().enumerate() {
-        store.ingest_latents(dict, f, &NoProgress)?;
-        if (i + 1) % 5 == 0 {
-            log(&format!(
-                "  {}/{} files, {:.1} s, peak RSS {:.0} MiB",
-                i + 1,
-                corpus.latents.len(),
-                t.elapsed().as_secs_f64(),
-                peak_rss_mb()
-            ));
+    if args.wants("storage") || args.wants("knn") {
+        log("ingesting the dictionary (and building its HNSW index)");
+        let t = Instant::now();
+        store.ingest_dictionary(dict, &corpus.dict_dir, &NoProgress)?;
+        put("ingest_dictionary_s", json!(t.elapsed().as_secs_f64()));
+    }
+    if args.wants("storage") {
+        let t = Instant::now();
+        store.ingest_tokens(&corpus.tokens_path, &NoProgress)?;
+        put("ingest_tokens_s", json!(t.elapsed().as_secs_f64()));
+        store.compact()?;
+        let base_bytes = store.bytes_on_disk();
+        log("ingesting latents");
+        let t = Instant::now();
+        for (i, f) in corpus.latents.iter().enumerate() {
+            store.ingest_latents(dict, f, &NoProgress)?;
+            if (i + 1) % 5 == 0 {
+                log(&format!(
+                    "  {}/{} files, {:.1} s, peak RSS {:.0} MiB",
+                    i + 1,
+                    corpus.latents.len(),
+                    t.elapsed().as_secs_f64(),
+                    peak_rss_mb()
+                ));
+            }
         }
-    }
-    let ingest_s = t.elapsed().as_secs_f64();
-    let ingest_rss = peak_rss_mb();
-    let t = Instant::now();
-    store.compact()?;
-    let compact_s = t.elapsed().as_secs_f64();
-    let total_bytes = store.bytes_on_disk();
-    let nnz = corpus.nnz as f64;
-    put("ingest_latents_s", json!(ingest_s));
-    put("compact_s", json!(compact_s));
-    put("ingest_nnz_per_s", json!(nnz / ingest_s));
-    put("ingest_peak_rss_mb", json!(ingest_rss));
-    put("ingest_peak_rss_reset", json!(rss_reset));
-    put("store_bytes_total", json!(total_bytes));
-    put("store_bytes_before_activations", json!(base_bytes));
-    put(
-        "bytes_per_nnz",
-        json!(total_bytes.saturating_sub(base_bytes) as f64 / nnz),
-    );
+        let ingest_s = t.elapsed().as_secs_f64();
+        let ingest_rss = peak_rss_mb();
+        let t = Instant::now();
+        store.compact()?;
+        let compact_s = t.elapsed().as_secs_f64();
+        let total_bytes = store.bytes_on_disk();
+        let nnz = corpus.nnz as f64;
+        put("ingest_latents_s", json!(ingest_s));
+        put("compact_s", json!(compact_s));
+        put("ingest_nnz_per_s", json!(nnz / ingest_s));
+        put("ingest_peak_rss_mb", json!(ingest_rss));
+        put("ingest_peak_rss_reset", json!(rss_reset));
+        put("store_bytes_total", json!(total_bytes));
+        put("store_bytes_before_activations", json!(base_bytes));
+        put(
+            "bytes_per_nnz",
+            json!(total_bytes.saturating_sub(base_bytes) as f64 / nnz),
+        );
 
-    // ---- baseline: delphi's split cache written from the same input files, durably
-    log("writing the flat (delphi) cache");
-    let t = Instant::now();
-    let cache = flat::write_cache(
-        &work.join("flat"),
-        spec,
-        &corpus.latents,
-        &corpus.split_counts,
-    )?;
-    let flat_s = t.elapsed().as_secs_f64();
-    let flat_bytes = dir_size(&cache.dir);
-    put("flat_write_s", json!(flat_s));
-    put("flat_bytes_per_nnz", json!(flat_bytes as f64 / nnz));
-    put("ingest_vs_flat_ratio", json!(ingest_s / flat_s));
+        // ---- baseline: delphi's split cache written from the same input files, durably
+        log("writing the flat (delphi) cache");
+        let t = Instant::now();
+        let cache = flat::write_cache(
+            &work.join("flat"),
+            spec,
+            &corpus.latents,
+            &corpus.split_counts,
+        )?;
+        let flat_s = t.elapsed().as_secs_f64();
+        let flat_bytes = dir_size(&cache.dir);
+        put("flat_write_s", json!(flat_s));
+        put("flat_bytes_per_nnz", json!(flat_bytes as f64 / nnz));
+        put("ingest_vs_flat_ratio", json!(ingest_s / flat_s));
 
-    // ---- TOP 20: saedb vs scanning the flat cache
-    log("TOP 20");
-    let mut r = Rng::derive(args.seed, 100, 0);
-    let features: Vec<u32> = (0..args.queries)
-        .map(|_| r.below(spec.d_sae as u64) as u32)
-        .collect();
-    let samples = timed(&features, |&f| {
-        store.top_activations(&FeatureRef::new(dict, f), 20, None)?;
-        Ok(())
-    })?;
-    let (p50, p99) = percentiles(samples);
-    put("top20_p50_us", json!(p50));
-    put("top20_p99_us", json!(p99));
-    let scan_features = &features[..args.scan_queries.min(features.len())];
-    let mut disagree = 0usize;
-    let scan = timed(scan_features, |&f| {
-        flat::scan_top(&cache, spec.d_sae, f, 20)?;
-        Ok(())
-    })?;
-    for &f in scan_features {
-        let want: Vec<f32> = flat::scan_top(&cache, spec.d_sae, f, 20)?
-            .iter()
-            .map(|h| h.2)
+        // ---- TOP 20: saedb vs scanning the flat cache
+        log("TOP 20");
+        let mut r = Rng::derive(args.seed, 100, 0);
+        let features: Vec<u32> = (0..args.queries)
+            .map(|_| r.below(spec.d_sae as u64) as u32)
             .collect();
-        let got: Vec<f32> = store
-            .top_activations(&FeatureRef::new(dict, f), 20, None)?
-            .iter()
-            .map(|a| a.value)
-            .collect();
-        if want != got {
-            disagree += 1;
+        let samples = timed(&features, |&f| {
+            store.top_activations(&FeatureRef::new(dict, f), 20, None)?;
+            Ok(())
+        })?;
+        let (p50, p99) = percentiles(samples);
+        put("top20_p50_us", json!(p50));
+        put("top20_p99_us", json!(p99));
+        let scan_features = &features[..args.scan_queries.min(features.len())];
+        let mut disagree = 0usize;
+        let scan = timed(scan_features, |&f| {
+            flat::scan_top(&cache, spec.d_sae, f, 20)?;
+            Ok(())
+        })?;
+        for &f in scan_features {
+            let want: Vec<f32> = flat::scan_top(&cache, spec.d_sae, f, 20)?
+                .iter()
+                .map(|h| h.2)
+                .collect();
+            let got: Vec<f32> = store
+                .top_activations(&FeatureRef::new(dict, f), 20, None)?
+                .iter()
+                .map(|a| a.value)
+                .collect();
+            if want != got {
+                disagree += 1;
+            }
         }
-    }
-    let (scan_p50, _) = percentiles(scan);
-    put("top20_scan_p50_us", json!(scan_p50));
-    put("top20_speedup_vs_scan", json!(scan_p50 / p50.max(1e-3)));
-    put("top20_disagreements_vs_scan", json!(disagree));
+        let (scan_p50, _) = percentiles(scan);
+        put("top20_scan_p50_us", json!(scan_p50));
+        put("top20_speedup_vs_scan", json!(scan_p50 / p50.max(1e-3)));
+        put("top20_disagreements_vs_scan", json!(disagree));
 
-    // ---- FEATURES AT
-    let tokens: Vec<(u32, u32)> = (0..args.queries)
-        .map(|_| {
-            (
-                r.below(spec.docs as u64) as u32,
-                r.below(spec.doc_len as u64) as u32,
-            )
-        })
-        .collect();
-    let samples = timed(&tokens, |&(d, p)| {
-        store.features_at(d, p, Some(dict))?;
-        Ok(())
-    })?;
-    put("features_at_p50_us", json!(percentiles(samples).0));
-
-    // ---- NEIGHBOURS: HNSW vs exact
-    log("neighbours");
-    let knn_features: Vec<u32> = (0..args.queries)
-        .map(|_| r.below(spec.d_sae as u64) as u32)
-        .collect();
-    let fr = |f: u32| FeatureRef::new(dict, f);
-    let approx = timed(&knn_features, |&f| {
-        store.neighbours(&fr(f), None, 10)?;
-        Ok(())
-    })?;
-    let exact = timed(&knn_features, |&f| {
-        store.neighbours_exact(&fr(f), None, 10)?;
-        Ok(())
-    })?;
-    let mut hit = 0usize;
-    let mut total = 0usize;
-    for &f in &knn_features {
-        let a: Vec<u32> = store
-            .neighbours(&fr(f), None, 10)?
-            .iter()
-            .map(|n| n.feature.index)
+        // ---- FEATURES AT
+        let tokens: Vec<(u32, u32)> = (0..args.queries)
+            .map(|_| {
+                (
+                    r.below(spec.docs as u64) as u32,
+                    r.below(spec.doc_len as u64) as u32,
+                )
+            })
             .collect();
-        let e = store.neighbours_exact(&fr(f), None, 10)?;
-        total += e.len();
-        hit += e.iter().filter(|n| a.contains(&n.feature.index)).count();
+        let samples = timed(&tokens, |&(d, p)| {
+            store.features_at(d, p, Some(dict))?;
+            Ok(())
+        })?;
+        put("features_at_p50_us", json!(percentiles(samples).0));
     }
-    let (knn_p50, _) = percentiles(approx);
-    let (exact_p50, _) = percentiles(exact);
-    put("knn_recall_at_10", json!(hit as f64 / total.max(1) as f64));
-    put("knn_p50_us", json!(knn_p50));
-    put("knn_exact_p50_us", json!(exact_p50));
-    put("knn_speedup_vs_exact", json!(exact_p50 / knn_p50.max(1e-3)));
 
-    // ---- encode vs candle's raw GEMM on the same shapes
-    log("encode vs GEMM");
-    let (encode_s, gemm_s, rows) = encode_vs_gemm(spec, &corpus, args.seed)?;
-    put("encode_batch_rows", json!(rows));
-    put("encode_batch_s", json!(encode_s));
-    put("gemm_batch_s", json!(gemm_s));
-    put("encode_vs_gemm_ratio", json!(gemm_s / encode_s));
-
-    // ---- CHAINS on 5k nodes / 100k edges
-    log("chains");
-    let t = Instant::now();
-    store.ingest_graph("bench_graph", &graph_path, &NoProgress)?;
-    put("ingest_graph_s", json!(t.elapsed().as_secs_f64()));
-    let q = ChainQuery {
-        to: graph_target,
-        limit: 10,
-        ..Default::default()
-    };
-    let reps: Vec<usize> = (0..args.queries).collect();
-    let mut n_chains = 0;
-    let samples = timed(&reps, |_| {
-        n_chains = store.chains("bench_graph", &q)?.len();
-        Ok(())
-    })?;
-    if n_chains == 0 {
-        bail!("chains found nothing on the synthetic graph");
+    if args.wants("knn") {
+        // ---- NEIGHBOURS: HNSW vs exact
+        log("neighbours");
+        let mut r = Rng::derive(args.seed, 101, 0);
+        let knn_features: Vec<u32> = (0..args.queries)
+            .map(|_| r.below(spec.d_sae as u64) as u32)
+            .collect();
+        let fr = |f: u32| FeatureRef::new(dict, f);
+        let approx = timed(&knn_features, |&f| {
+            store.neighbours(&fr(f), None, 10)?;
+            Ok(())
+        })?;
+        let exact = timed(&knn_features, |&f| {
+            store.neighbours_exact(&fr(f), None, 10)?;
+            Ok(())
+        })?;
+        let mut hit = 0usize;
+        let mut total = 0usize;
+        for &f in &knn_features {
+            let a: Vec<u32> = store
+                .neighbours(&fr(f), None, 10)?
+                .iter()
+                .map(|n| n.feature.index)
+                .collect();
+            let e = store.neighbours_exact(&fr(f), None, 10)?;
+            total += e.len();
+            hit += e.iter().filter(|n| a.contains(&n.feature.index)).count();
+        }
+        let (knn_p50, _) = percentiles(approx);
+        let (exact_p50, _) = percentiles(exact);
+        put("knn_recall_at_10", json!(hit as f64 / total.max(1) as f64));
+        put("knn_p50_us", json!(knn_p50));
+        put("knn_exact_p50_us", json!(exact_p50));
+        put("knn_speedup_vs_exact", json!(exact_p50 / knn_p50.max(1e-3)));
     }
-    put("chains_p50_us", json!(percentiles(samples).0));
+
+    if args.wants("encode") {
+        // ---- encode vs candle's raw GEMM on the same shapes
+        log("encode vs GEMM");
+        let (encode_s, gemm_s, rows) = encode_vs_gemm(spec, &corpus, args.seed)?;
+        put("encode_batch_rows", json!(rows));
+        put("encode_batch_s", json!(encode_s));
+        put("gemm_batch_s", json!(gemm_s));
+        put("encode_vs_gemm_ratio", json!(gemm_s / encode_s));
+    }
+
+    if args.wants("chains") {
+        // ---- CHAINS on 5k nodes / 100k edges
+        log("chains");
+        let t = Instant::now();
+        store.ingest_graph("bench_graph", &graph_path, &NoProgress)?;
+        put("ingest_graph_s", json!(t.elapsed().as_secs_f64()));
+        let q = ChainQuery {
+            to: graph_target,
+            limit: 10,
+            ..Default::default()
+        };
+        let reps: Vec<usize> = (0..args.queries).collect();
+        let mut n_chains = 0;
+        let samples = timed(&reps, |_| {
+            n_chains = store.chains("bench_graph", &q)?.len();
+            Ok(())
+        })?;
+        if n_chains == 0 {
+            bail!("chains found nothing on the synthetic graph");
+        }
+        put("chains_p50_us", json!(percentiles(samples).0));
+    }
     put("top20_growth_4x_corpus", Value::Null);
     drop(store);
     Ok(m)
@@ -601,6 +632,9 @@ fn print_table(run: &Map<String, Value>, growth: &Value) {
         "", "", "", "", ""
     );
     for (k, v, target, base, ok) in rows {
+        if !run.contains_key(&k) {
+            continue; // a section left out with --only
+        }
         let verdict = if target.is_empty() || v.starts_with("n/a") {
             ""
         } else {
