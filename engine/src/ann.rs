@@ -5,9 +5,10 @@
 //! then renamed), and rebuilt from the stored decoder on first use if it is missing or unreadable.
 
 use crate::keys::Tensor;
-use crate::read::{check_limit, dot};
+use crate::read::check_limit;
 use crate::store::{poisoned, Decoder, Store};
 use crate::types::{DictionaryInfo, FeatureRef, Neighbour};
+use crate::vector::dot;
 use crate::Progress;
 use crate::{Error, Result};
 use hnsw_rs::anndists::dist::Distance;
@@ -290,7 +291,13 @@ fn finish(
     k: usize,
 ) -> Vec<Neighbour> {
     hits.retain(|h| Some(h.0) != skip);
-    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    // Exact search hands in every feature: select the k best before sorting them.
+    if hits.len() > k && k > 0 {
+        hits.select_nth_unstable_by(k - 1, order);
+        hits.truncate(k);
+    }
+    hits.sort_by(order);
     hits.truncate(k);
     hits.into_iter()
         .map(|(g, cosine)| Neighbour {

@@ -33,6 +33,7 @@ mod read;
 mod stats;
 mod store;
 pub mod types;
+mod vector;
 
 pub use check::CheckReport;
 pub use error::{Error, Result};

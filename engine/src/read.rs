@@ -5,6 +5,7 @@ use crate::keys::*;
 use crate::stats::{top_order, StatsRecord, TOP_KEPT};
 use crate::store::{ActivationFilter, Store};
 use crate::types::*;
+use crate::vector::dot;
 use crate::{Error, Result};
 use std::sync::Arc;
 
@@ -435,20 +436,4 @@ pub(crate) fn check_limit(k: usize) -> Result<()> {
     } else {
         Ok(())
     }
-}
-
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Four accumulators let the compiler vectorise without -ffast-math.
-    let mut acc = [0f32; 4];
-    let chunks = a.len() / 4;
-    for i in 0..chunks {
-        for j in 0..4 {
-            acc[j] += a[4 * i + j] * b[4 * i + j];
-        }
-    }
-    let mut s = acc[0] + acc[1] + acc[2] + acc[3];
-    for i in 4 * chunks..a.len() {
-        s += a[i] * b[i];
-    }
-    s
 }
