@@ -366,6 +366,22 @@ impl Store {
         dir_size(&self.path)
     }
 
+    /// Bytes of table files per column family (what each part of the store costs on disk).
+    pub fn bytes_by_part(&self) -> Vec<(&'static str, u64)> {
+        ALL_CFS
+            .iter()
+            .map(|&name| {
+                let bytes = self
+                    .db
+                    .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                (name, bytes)
+            })
+            .collect()
+    }
+
     /// All dictionaries, in the order they were ingested.
     pub fn dictionaries(&self) -> Vec<DictionaryInfo> {
         self.catalog().dictionaries.clone()

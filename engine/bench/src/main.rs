@@ -261,6 +261,12 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
         store.compact()?;
         let compact_s = t.elapsed().as_secs_f64();
         let total_bytes = store.bytes_on_disk();
+        let by_part: Map<String, Value> = store
+            .bytes_by_part()
+            .into_iter()
+            .map(|(part, bytes)| (part.to_string(), json!(bytes)))
+            .collect();
+        put("store_bytes_by_part", Value::Object(by_part));
         let nnz = corpus.nnz as f64;
         put("ingest_latents_s", json!(ingest_s));
         put("compact_s", json!(compact_s));
