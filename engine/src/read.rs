@@ -1,6 +1,6 @@
 //! Reads: documents, top activations, features at a token, statistics, token effects, labels.
 
-use crate::codec::{decode_feature_block, decode_token_block};
+use crate::codec::{decode_feature_block, decode_token_position};
 use crate::keys::*;
 use crate::stats::{top_order, StatsRecord, TOP_KEPT};
 use crate::store::{ActivationFilter, Store};
@@ -203,13 +203,14 @@ impl Store {
                 if !block_ingest_id(&k).is_some_and(|id| committed.contains(&id)) {
                     continue;
                 }
-                let rows = decode_token_block(&v)?;
-                if let Ok(i) = rows.binary_search_by_key(&pos, |r| r.0) {
-                    out.extend(rows[i].1.iter().map(|&(f, value)| ActiveFeature {
-                        feature: FeatureRef::new(&info.name, f),
-                        value,
-                    }));
-                }
+                out.extend(
+                    decode_token_position(&v, pos)?
+                        .into_iter()
+                        .map(|(f, value)| ActiveFeature {
+                            feature: FeatureRef::new(&info.name, f),
+                            value,
+                        }),
+                );
             }
         }
         out.sort_by(|a, b| {

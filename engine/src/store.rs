@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The on-disk format this build reads and writes. Bump it on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A saedb store. `Send + Sync`: share it between threads behind an `Arc`; reads run
 /// concurrently, ingests are serialised.
