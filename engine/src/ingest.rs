@@ -12,6 +12,7 @@ use crate::stats::StatsRecord;
 use crate::store::{poisoned, IngestRecord, Store};
 use crate::types::*;
 use crate::{Error, Progress, Result};
+use rayon::prelude::*;
 use rocksdb::WriteBatch;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -393,16 +394,17 @@ impl Store {
         tokens_encoded: Option<u64>,
         progress: &dyn Progress,
     ) -> Result<u64> {
-        for e in entries.iter_mut() {
-            if !e.3.is_finite() || e.3.abs() > MAX_STORED_VALUE {
-                return Err(Error::bad_input(
-                    path,
-                    format!("activation {} at (doc {}, pos {}, latent {}) is not finite or exceeds ±{MAX_STORED_VALUE} (float16 storage)", e.3, e.0, e.1, e.2),
-                ));
-            }
-            e.3 = stored_value(e.3);
+        if let Some(e) = entries
+            .par_iter()
+            .find_first(|e| !e.3.is_finite() || e.3.abs() > MAX_STORED_VALUE)
+        {
+            return Err(Error::bad_input(
+                path,
+                format!("activation {} at (doc {}, pos {}, latent {}) is not finite or exceeds ±{MAX_STORED_VALUE} (float16 storage)", e.3, e.0, e.1, e.2),
+            ));
         }
-        entries.sort_unstable_by_key(|e| (e.0, e.1, e.2));
+        entries.par_iter_mut().for_each(|e| e.3 = stored_value(e.3));
+        entries.par_sort_unstable_by_key(|e| (e.0, e.1, e.2));
         if let Some(w) = entries
             .windows(2)
             .find(|w| (w[0].0, w[0].1, w[0].2) == (w[1].0, w[1].1, w[1].2))
@@ -424,45 +426,28 @@ impl Store {
 
         let ingest_id = self.allocate_ingest_id()?;
         let dict = info.id;
-        let mut batch = WriteBatch::default();
-        progress.start("writing token-major blocks", entries.len() as u64);
-        for doc_entries in entries.chunk_by(|a, b| a.0 == b.0) {
-            let rows: Vec<TokenRow> = doc_entries
-                .chunk_by(|a, b| a.1 == b.1)
-                .map(|tok| (tok[0].1, tok.iter().map(|e| (e.2, e.3)).collect()))
-                .collect();
-            batch.put_cf(
-                self.cf(CF_TOKEN_MAJOR),
-                token_major_key(dict, doc_entries[0].0, ingest_id, 0),
-                encode_token_block(&rows),
-            );
-            progress.advance(doc_entries.len() as u64);
-            batch = self.flush_if_large(batch)?;
-        }
+        // Both orientations are encoded in parallel (each across documents or features), then
+        // written in key order.
+        progress.start("encoding blocks", 0);
+        let (token_blocks, (feature_blocks, stats)) = rayon::join(
+            || token_major_blocks(dict, ingest_id, &entries),
+            || feature_major_blocks(dict, ingest_id, info.d_sae, &entries),
+        );
         progress.finish();
-
-        progress.start("writing feature-major blocks", entries.len() as u64);
-        let by_feature = order_by_feature(&entries, info.d_sae);
-        let mut stats: Vec<(u32, StatsRecord)> = Vec::new();
-        for run in by_feature.chunk_by(|&a, &b| entries[a as usize].2 == entries[b as usize].2) {
-            let feature = entries[run[0] as usize].2;
-            let mut rec = StatsRecord::new();
-            for (chunk_no, chunk) in run.chunks(FEATURE_BLOCK_ENTRIES).enumerate() {
-                let block: Vec<(u32, u32, f32)> = chunk
-                    .iter()
-                    .map(|&i| {
-                        let e = &entries[i as usize];
-                        rec.add(e.0, e.1, e.3);
-                        (e.0, e.1, e.3)
-                    })
-                    .collect();
-                let key = feature_major_key(dict, feature, ingest_id, chunk_no as u32);
-                batch.put_cf(self.cf(CF_FEATURE_MAJOR), key, encode_feature_block(&block));
+        progress.start(
+            "writing blocks",
+            (token_blocks.len() + feature_blocks.len()) as u64,
+        );
+        let mut batch = WriteBatch::default();
+        for (cf, blocks) in [
+            (CF_TOKEN_MAJOR, token_blocks),
+            (CF_FEATURE_MAJOR, feature_blocks),
+        ] {
+            for (key, block) in blocks {
+                batch.put_cf(self.cf(cf), key, block);
+                progress.advance(1);
+                batch = self.flush_if_large(batch)?;
             }
-            rec.truncate_top();
-            stats.push((feature, rec));
-            progress.advance(run.len() as u64);
-            batch = self.flush_if_large(batch)?;
         }
         progress.finish();
 
@@ -550,6 +535,67 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A RocksDB key and the encoded block stored under it.
+type Block = ([u8; 16], Vec<u8>);
+
+/// One token block per document of `entries` (sorted by doc, pos, feature).
+fn token_major_blocks(dict: u32, ingest_id: u32, entries: &[Entry]) -> Vec<Block> {
+    let docs: Vec<&[Entry]> = entries.chunk_by(|a, b| a.0 == b.0).collect();
+    docs.into_par_iter()
+        .map(|doc_entries| {
+            let rows: Vec<TokenRow> = doc_entries
+                .chunk_by(|a, b| a.1 == b.1)
+                .map(|tok| (tok[0].1, tok.iter().map(|e| (e.2, e.3)).collect()))
+                .collect();
+            let key = token_major_key(dict, doc_entries[0].0, ingest_id, 0);
+            (key, encode_token_block(&rows))
+        })
+        .collect()
+}
+
+/// Feature blocks of at most FEATURE_BLOCK_ENTRIES per feature of `entries` (sorted by doc,
+/// pos, feature), in key order, and each feature's statistics over them.
+fn feature_major_blocks(
+    dict: u32,
+    ingest_id: u32,
+    d_sae: u32,
+    entries: &[Entry],
+) -> (Vec<Block>, Vec<(u32, StatsRecord)>) {
+    let by_feature = order_by_feature(entries, d_sae);
+    let runs: Vec<&[u32]> = by_feature
+        .chunk_by(|&a, &b| entries[a as usize].2 == entries[b as usize].2)
+        .collect();
+    let per_feature: Vec<(Vec<Block>, (u32, StatsRecord))> = runs
+        .into_par_iter()
+        .map(|run| {
+            let feature = entries[run[0] as usize].2;
+            let mut rec = StatsRecord::new();
+            let mut blocks = Vec::new();
+            for (chunk_no, chunk) in run.chunks(FEATURE_BLOCK_ENTRIES).enumerate() {
+                let block: Vec<(u32, u32, f32)> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let e = &entries[i as usize];
+                        rec.add(e.0, e.1, e.3);
+                        (e.0, e.1, e.3)
+                    })
+                    .collect();
+                let key = feature_major_key(dict, feature, ingest_id, chunk_no as u32);
+                blocks.push((key, encode_feature_block(&block)));
+            }
+            rec.truncate_top();
+            (blocks, (feature, rec))
+        })
+        .collect();
+    let mut blocks = Vec::new();
+    let mut stats = Vec::with_capacity(per_feature.len());
+    for (b, st) in per_feature {
+        blocks.extend(b);
+        stats.push(st);
+    }
+    (blocks, stats)
 }
 
 /// Indices of `entries` (sorted by doc, pos, feature) in (feature, doc, pos) order: a stable

@@ -11,6 +11,11 @@ mod statements;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// Ingest encodes blocks on every core; mimalloc keeps per-thread allocation cheap (see
+/// docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     install_panic_hook();
     let cli = match cli::Cli::try_parse() {

@@ -2,6 +2,10 @@
 //! measures every figure of issue 5 beside a baseline taken in the same run (see
 //! docs/BENCHMARKS.md). `cargo run --release -p saedb-bench -- --scale medium`.
 
+/// The same allocator as the `saedb` binary, so that ingest is measured as users run it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod flat;
 mod gen;
 mod rng;
