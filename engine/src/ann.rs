@@ -74,8 +74,7 @@ impl AnnIndex {
         self.hnsw.get_nb_point()
     }
 
-    fn search(&self, q: &[f32], k: usize) -> Vec<(usize, f32)> {
-        let ef = (4 * k).max(48);
+    fn search(&self, q: &[f32], k: usize, ef: usize) -> Vec<(usize, f32)> {
         self.hnsw
             .search(q, k, ef)
             .into_iter()
@@ -254,12 +253,25 @@ impl Store {
         in_dict: Option<&str>,
         k: usize,
     ) -> Result<Vec<Neighbour>> {
+        self.neighbours_with_breadth(f, in_dict, k, default_search_breadth(k))
+    }
+
+    /// [`Store::neighbours`] with an explicit HNSW search breadth (`ef`, raised to at least the
+    /// number of results): larger is slower and finds more of the exact neighbours.
+    pub fn neighbours_with_breadth(
+        &self,
+        f: &FeatureRef,
+        in_dict: Option<&str>,
+        k: usize,
+        breadth: usize,
+    ) -> Result<Vec<Neighbour>> {
         let (q, dst) = self.neighbour_setup(f, in_dict, k)?;
         if k == 0 || q.iter().all(|v| *v == 0.0) {
             return Ok(vec![]);
         }
         let same = dst.name == f.dict;
-        let hits = self.ann(&dst)?.search(&q, k + usize::from(same));
+        let wanted = k + usize::from(same);
+        let hits = self.ann(&dst)?.search(&q, wanted, breadth.max(wanted));
         Ok(finish(hits, &dst, same.then_some(f.index as usize), k))
     }
 
@@ -282,6 +294,12 @@ impl Store {
         let same = dst.name == f.dict;
         Ok(finish(hits, &dst, same.then_some(f.index as usize), k))
     }
+}
+
+/// The search breadth `neighbours` uses for `k` results (docs/BENCHMARKS.md has recall and
+/// speed at several breadths).
+pub fn default_search_breadth(k: usize) -> usize {
+    (4 * k).max(48)
 }
 
 /// Drops the query feature itself, orders by cosine (then index), keeps `k`.

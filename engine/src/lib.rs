@@ -35,6 +35,7 @@ mod store;
 pub mod types;
 mod vector;
 
+pub use ann::default_search_breadth;
 pub use check::CheckReport;
 pub use error::{Error, Result};
 pub use progress::{NoProgress, Progress};

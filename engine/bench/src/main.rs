@@ -19,7 +19,7 @@ use rng::Rng;
 use saedb_engine::encode::Encoder;
 use saedb_engine::formats::sae::load_sae;
 use saedb_engine::graph::ChainQuery;
-use saedb_engine::{FeatureRef, NoProgress, Store};
+use saedb_engine::{default_search_breadth, FeatureRef, NoProgress, Store};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -369,24 +369,53 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
             store.neighbours_exact(&fr(f), None, 10)?;
             Ok(())
         })?;
-        let mut hit = 0usize;
-        let mut total = 0usize;
-        for &f in &knn_features {
-            let a: Vec<u32> = store
-                .neighbours(&fr(f), None, 10)?
-                .iter()
-                .map(|n| n.feature.index)
-                .collect();
-            let e = store.neighbours_exact(&fr(f), None, 10)?;
-            total += e.len();
-            hit += e.iter().filter(|n| a.contains(&n.feature.index)).count();
-        }
+        let truth: Vec<Vec<u32>> = knn_features
+            .iter()
+            .map(|&f| {
+                Ok(store
+                    .neighbours_exact(&fr(f), None, 10)?
+                    .iter()
+                    .map(|n| n.feature.index)
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
+        let recall = |breadth: usize| -> Result<f64> {
+            let (mut hit, mut total) = (0usize, 0usize);
+            for (&f, want) in knn_features.iter().zip(&truth) {
+                let got = store.neighbours_with_breadth(&fr(f), None, 10, breadth)?;
+                total += want.len();
+                hit += want
+                    .iter()
+                    .filter(|w| got.iter().any(|g| g.feature.index == **w))
+                    .count();
+            }
+            Ok(hit as f64 / total.max(1) as f64)
+        };
         let (knn_p50, _) = percentiles(approx);
         let (exact_p50, _) = percentiles(exact);
-        put("knn_recall_at_10", json!(hit as f64 / total.max(1) as f64));
+        put(
+            "knn_recall_at_10",
+            json!(recall(default_search_breadth(10))?),
+        );
         put("knn_p50_us", json!(knn_p50));
         put("knn_exact_p50_us", json!(exact_p50));
         put("knn_speedup_vs_exact", json!(exact_p50 / knn_p50.max(1e-3)));
+        // The same queries at other search breadths: the recall / speed trade-off.
+        let mut sweep = Vec::new();
+        for breadth in [12, 16, 24, 32, 48, 96] {
+            let samples = timed(&knn_features, |&f| {
+                store.neighbours_with_breadth(&fr(f), None, 10, breadth)?;
+                Ok(())
+            })?;
+            let p50 = percentiles(samples).0;
+            sweep.push(json!({
+                "ef": breadth,
+                "recall_at_10": recall(breadth)?,
+                "p50_us": p50,
+                "speedup_vs_exact": exact_p50 / p50.max(1e-3),
+            }));
+        }
+        put("knn_breadth_sweep", json!(sweep));
     }
 
     if args.wants("encode") {
