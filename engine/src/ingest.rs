@@ -563,29 +563,25 @@ fn feature_major_blocks(
     d_sae: u32,
     entries: &[Entry],
 ) -> (Vec<Block>, Vec<(u32, StatsRecord)>) {
-    let by_feature = order_by_feature(entries, d_sae);
-    let runs: Vec<&[u32]> = by_feature
-        .chunk_by(|&a, &b| entries[a as usize].2 == entries[b as usize].2)
+    let (grouped, start) = group_by_feature(entries, d_sae);
+    let features: Vec<u32> = (0..d_sae)
+        .filter(|&f| start[f as usize] < start[f as usize + 1])
         .collect();
-    let per_feature: Vec<(Vec<Block>, (u32, StatsRecord))> = runs
+    let per_feature: Vec<(Vec<Block>, (u32, StatsRecord))> = features
         .into_par_iter()
-        .map(|run| {
-            let feature = entries[run[0] as usize].2;
+        .map(|feature| {
+            let run = &grouped[start[feature as usize]..start[feature as usize + 1]];
             let mut rec = StatsRecord::new();
-            let mut blocks = Vec::new();
-            for (chunk_no, chunk) in run.chunks(FEATURE_BLOCK_ENTRIES).enumerate() {
-                let block: Vec<(u32, u32, f32)> = chunk
-                    .iter()
-                    .map(|&i| {
-                        let e = &entries[i as usize];
-                        rec.add(e.0, e.1, e.3);
-                        (e.0, e.1, e.3)
-                    })
-                    .collect();
-                let key = feature_major_key(dict, feature, ingest_id, chunk_no as u32);
-                blocks.push((key, encode_feature_block(&block)));
-            }
+            rec.add_all(run.iter().copied());
             rec.truncate_top();
+            let blocks = run
+                .chunks(FEATURE_BLOCK_ENTRIES)
+                .enumerate()
+                .map(|(chunk_no, chunk)| {
+                    let key = feature_major_key(dict, feature, ingest_id, chunk_no as u32);
+                    (key, encode_feature_block(chunk))
+                })
+                .collect();
             (blocks, (feature, rec))
         })
         .collect();
@@ -598,10 +594,12 @@ fn feature_major_blocks(
     (blocks, stats)
 }
 
-/// Indices of `entries` (sorted by doc, pos, feature) in (feature, doc, pos) order: a stable
-/// counting sort by feature, one linear pass. (A comparison sort through the index took 57% of
-/// ingest time at 120M nonzeros: nearly every comparison missed the cache.)
-fn order_by_feature(entries: &[Entry], d_sae: u32) -> Vec<u32> {
+/// `entries` (sorted by doc, pos, feature) regrouped by feature as (doc, pos, value), with each
+/// feature's range start (`start[f]..start[f + 1]`): a stable counting sort, so every feature's
+/// activations stay in (doc, pos) order. The one scatter pass writes at random but reads in
+/// order; the per-feature work after it then reads sequentially. (A comparison sort took 57% of
+/// ingest time at 120M nonzeros; gathering through an index of positions, 19%.)
+fn group_by_feature(entries: &[Entry], d_sae: u32) -> (Vec<(u32, u32, f32)>, Vec<usize>) {
     let mut start = vec![0usize; d_sae as usize + 1];
     for e in entries {
         start[e.2 as usize + 1] += 1;
@@ -609,13 +607,14 @@ fn order_by_feature(entries: &[Entry], d_sae: u32) -> Vec<u32> {
     for f in 0..d_sae as usize {
         start[f + 1] += start[f];
     }
-    let mut order = vec![0u32; entries.len()];
-    for (i, e) in entries.iter().enumerate() {
-        let slot = &mut start[e.2 as usize];
-        order[*slot] = i as u32;
+    let mut next = start.clone();
+    let mut grouped = vec![(0u32, 0u32, 0f32); entries.len()];
+    for e in entries {
+        let slot = &mut next[e.2 as usize];
+        grouped[*slot] = (e.0, e.1, e.3);
         *slot += 1;
     }
-    order
+    (grouped, start)
 }
 
 fn record(
