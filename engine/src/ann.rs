@@ -296,8 +296,10 @@ impl Store {
     }
 }
 
-/// The search breadth `neighbours` uses for `k` results (docs/BENCHMARKS.md has recall and
-/// speed at several breadths).
+/// The search breadth `neighbours` uses for `k` results. Chosen for real dictionaries: on the
+/// fixtures' (real MiniLM SAEs) recall@10 is 0.997 at 48, 0.989 at 32 and 0.973 at 24. Synthetic
+/// 131,072-feature dictionaries would allow 24 (recall 1.000, 22.9x faster than exact; 12.0x at
+/// 48) — callers who want that trade use `neighbours_with_breadth` (docs/BENCHMARKS.md).
 pub fn default_search_breadth(k: usize) -> usize {
     (4 * k).max(48)
 }
