@@ -272,11 +272,26 @@ impl HighCode {
             below[i] += below[i - 1];
         }
         let n = below[256];
+        // Windows that miss every high byte hold none of them and never win once one that holds
+        // some is seen, so with data only bases from `lowest + 1 − span` to `highest` are tried
+        // (the same choice, ties included, as trying all; 11% of ingest instructions before).
+        let lowest = below.iter().position(|&c| c > 0).map_or(0, |i| i - 1);
+        let highest = below
+            .iter()
+            .position(|&c| c == n)
+            .map_or(256, |i| i.saturating_sub(1));
         let mut best = (u64::MAX, HighCode { base: 0, width: 8 });
         for width in 0..=8u32 {
             let span = (1usize << width) - 1;
             let (mut inside, mut base) = (0u64, 0usize);
-            for b in 0..=256 - span {
+            let bases = if n == 0 {
+                0..=256 - span
+            } else if span == 0 {
+                256..=256 // an empty window: the full scan ends on base 256
+            } else {
+                (lowest + 1).saturating_sub(span)..=highest.min(256 - span)
+            };
+            for b in bases {
                 let c = below[b + span] - below[b];
                 if c >= inside {
                     (inside, base) = (c, b);
@@ -581,6 +596,47 @@ pub fn decode_token_position(buf: &[u8], pos: u32) -> Result<Vec<(u32, f32)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `HighCode::choose` as first written: every base tried at every width.
+    fn choose_by_full_scan(highs: &[u8]) -> (u8, u32) {
+        let mut below = [0u64; 257];
+        for &h in highs {
+            below[h as usize + 1] += 1;
+        }
+        for i in 1..257 {
+            below[i] += below[i - 1];
+        }
+        let n = below[256];
+        let mut best = (u64::MAX, (0u8, 8u32));
+        for width in 0..=8u32 {
+            let span = (1usize << width) - 1;
+            let (mut inside, mut base) = (0u64, 0usize);
+            for b in 0..=256 - span {
+                let c = below[b + span] - below[b];
+                if c >= inside {
+                    (inside, base) = (c, b);
+                }
+            }
+            let cost = n * u64::from(width) + 8 * (n - inside);
+            if cost < best.0 {
+                best = (cost, (base.min(255) as u8, width));
+            }
+        }
+        best.1
+    }
+
+    proptest! {
+        #[test]
+        fn high_code_choice_equals_the_full_scan(
+            highs in proptest::collection::vec(any::<u8>(), 0..300),
+            narrow in proptest::collection::vec(60u8..68, 0..300),
+        ) {
+            for case in [&highs, &narrow] {
+                let code = HighCode::choose(case.iter().copied());
+                prop_assert_eq!((code.base, code.width), choose_by_full_scan(case));
+            }
+        }
+    }
     use proptest::prelude::*;
 
     proptest! {
