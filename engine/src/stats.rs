@@ -59,13 +59,18 @@ impl StatsRecord {
         Self::default()
     }
 
-    pub fn add(&mut self, doc: u32, pos: u32, v: f32) {
+    /// Counts a value in everything but the top list.
+    fn tally(&mut self, v: f32) {
         if self.count == 0 || v > self.max {
             self.max = v;
         }
         self.count += 1;
         self.sum += f64::from(v);
         self.histogram[histogram_bin(v)] += 1;
+    }
+
+    pub fn add(&mut self, doc: u32, pos: u32, v: f32) {
+        self.tally(v);
         self.top.push((doc, pos, v));
         if self.top.len() >= 4 * TOP_KEPT {
             self.truncate_top();
@@ -78,12 +83,7 @@ impl StatsRecord {
     pub fn add_all(&mut self, acts: impl IntoIterator<Item = (u32, u32, f32)>) {
         let mut floor = f32::NEG_INFINITY;
         for (doc, pos, v) in acts {
-            if self.count == 0 || v > self.max {
-                self.max = v;
-            }
-            self.count += 1;
-            self.sum += f64::from(v);
-            self.histogram[histogram_bin(v)] += 1;
+            self.tally(v);
             if v < floor {
                 continue; // TOP_KEPT kept values are all larger
             }
