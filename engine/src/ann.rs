@@ -314,12 +314,11 @@ fn finish(
     hits.retain(|h| Some(h.0) != skip);
     let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     // Exact search hands in every feature: select the k best before sorting them.
-    if hits.len() > k && k > 0 {
+    if k > 0 && hits.len() > k {
         hits.select_nth_unstable_by(k - 1, order);
-        hits.truncate(k);
     }
-    hits.sort_by(order);
     hits.truncate(k);
+    hits.sort_by(order);
     hits.into_iter()
         .map(|(g, cosine)| Neighbour {
             feature: FeatureRef::new(&dst.name, g as u32),
