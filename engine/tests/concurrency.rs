@@ -1,6 +1,8 @@
 //! One writer and several readers in one process; a second process reading while an ingest runs;
 //! a store of another format version refused with a message that says what to do.
 
+mod common;
+use common::load_minilm;
 use saedb_engine::{FeatureRef, NoProgress, Store};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,31 +25,12 @@ fn readers_see_an_ingest_entirely_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let fx = fixtures();
     let store = Arc::new(Store::create_or_open(dir.path()).unwrap());
-    store
-        .ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
-        .unwrap();
-    store
-        .ingest_dictionary("L4", &fx.join("sae_L4"), &NoProgress)
-        .unwrap();
-    store
-        .ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
-        .unwrap();
-    store
-        .ingest_latents("L2", &fx.join("latents_L2.safetensors"), &NoProgress)
-        .unwrap();
+    load_minilm(&store, &fx, &["L2", "L4"], true, &["L2"]);
 
     // The final answers, from a separate store that had the ingest all along.
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = Store::create_or_open(reference_dir.path()).unwrap();
-    reference
-        .ingest_dictionary("L4", &fx.join("sae_L4"), &NoProgress)
-        .unwrap();
-    reference
-        .ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
-        .unwrap();
-    reference
-        .ingest_latents("L4", &fx.join("latents_L4.safetensors"), &NoProgress)
-        .unwrap();
+    load_minilm(&reference, &fx, &["L4"], true, &["L4"]);
     let features: Vec<u32> = (0..512).step_by(29).collect();
     let full: Vec<_> = features
         .iter()
@@ -128,12 +111,7 @@ fn a_second_process_reads_while_an_ingest_runs() {
     let dir = tempfile::tempdir().unwrap();
     let fx = fixtures();
     let store = Store::create_or_open(dir.path()).unwrap();
-    store
-        .ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
-        .unwrap();
-    store
-        .ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
-        .unwrap();
+    load_minilm(&store, &fx, &["L2"], true, &[]);
     // The reader is this test binary in another process, opening read-only.
     let exe = std::env::current_exe().unwrap();
     let child = std::process::Command::new(exe)

@@ -1,6 +1,8 @@
 //! The store against brute force: every answer is recomputed here from the fixture files with
 //! plain loops over the raw tensors (read with the `safetensors` crate, not the engine's readers).
 
+mod common;
+use common::load_minilm;
 use half::f16;
 use saedb_engine::{Error, FeatureRef, NoProgress, Store};
 use safetensors::SafeTensors;
@@ -74,21 +76,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap().keep();
         let store = Store::create_or_open(&dir).unwrap();
         let fx = fixtures();
-        store
-            .ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
-            .unwrap();
-        store
-            .ingest_dictionary("L4", &fx.join("sae_L4"), &NoProgress)
-            .unwrap();
-        store
-            .ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
-            .unwrap();
-        store
-            .ingest_latents("L2", &fx.join("latents_L2.safetensors"), &NoProgress)
-            .unwrap();
-        store
-            .ingest_latents("L4", &fx.join("latents_L4.safetensors"), &NoProgress)
-            .unwrap();
+        load_minilm(&store, &fx, &["L2", "L4"], true, &["L2", "L4"]);
         Fixture {
             store,
             l2: read_raw_latents(&fx.join("latents_L2.safetensors")),
@@ -337,12 +325,7 @@ fn reopening_gives_the_same_answers() {
     };
     let before = {
         let s = Store::create_or_open(dir.path()).unwrap();
-        s.ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
-            .unwrap();
-        s.ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
-            .unwrap();
-        s.ingest_latents("L2", &fx.join("latents_L2.safetensors"), &NoProgress)
-            .unwrap();
+        load_minilm(&s, &fx, &["L2"], true, &["L2"]);
         s.set_label(&FeatureRef::new("L2", 5), "five").unwrap();
         answers(&s)
     };
@@ -400,12 +383,7 @@ fn bad_input_is_refused_and_leaves_the_store_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let fx = fixtures();
     let s = Store::create_or_open(dir.path()).unwrap();
-    s.ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
-        .unwrap();
-    s.ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
-        .unwrap();
-    s.ingest_latents("L2", &fx.join("latents_L2.safetensors"), &NoProgress)
-        .unwrap();
+    load_minilm(&s, &fx, &["L2"], true, &["L2"]);
     let snapshot = |s: &Store| {
         format!(
             "{:?} {:?}",
@@ -515,12 +493,7 @@ fn minilm_dev_against_brute_force() {
     }
     let dir = tempfile::tempdir().unwrap();
     let s = Store::create_or_open(dir.path()).unwrap();
-    s.ingest_dictionary("L2", &dev.join("sae_L2"), &NoProgress)
-        .unwrap();
-    s.ingest_tokens(&dev.join("tokens.jsonl"), &NoProgress)
-        .unwrap();
-    s.ingest_latents("L2", &dev.join("latents_L2.safetensors"), &NoProgress)
-        .unwrap();
+    load_minilm(&s, &dev, &["L2"], true, &["L2"]);
     s.ingest_vocab(
         &dev.join("word_embeddings.f16.safetensors"),
         "embeddings.word_embeddings.weight",
@@ -614,12 +587,7 @@ fn check_finds_damage_and_repair_rebuilds_derived_data() {
     let fx = fixtures();
     {
         let s = Store::create_or_open(dir.path()).unwrap();
-        s.ingest_dictionary("L2", &fx.join("sae_L2"), &NoProgress)
-            .unwrap();
-        s.ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
-            .unwrap();
-        s.ingest_latents("L2", &fx.join("latents_L2.safetensors"), &NoProgress)
-            .unwrap();
+        load_minilm(&s, &fx, &["L2"], true, &["L2"]);
         let r = s.check().unwrap();
         assert!(r.is_ok(), "{:?}", r.problems);
         assert_eq!(r.activations, f_rows(&fx));
