@@ -173,6 +173,8 @@ pub enum Statement {
         feature: FeatureArg,
         in_dict: Option<Spanned<String>>,
         exact: bool,
+        /// `BREADTH n`: the HNSW search breadth (`ef`) of an approximate search; never with `EXACT`.
+        breadth: Option<Spanned<u64>>,
         limit: Option<Spanned<u64>>,
         order: Vec<OrderKey>,
     },

@@ -22,6 +22,9 @@ pub const MAX_LIMIT: u64 = 100_000;
 pub const MAX_CONTEXT: u64 = 1_000;
 /// The largest number of quantiles in `SAMPLE ... FROM QUANTILE q OF n`.
 pub const MAX_QUANTILES: u64 = 1_000;
+/// The largest `BREADTH` (HNSW search breadth) of NEIGHBOURS: the same cap as LIMIT, since the
+/// breadth is raised to at least the number of results anyway.
+pub const MAX_BREADTH: u64 = MAX_LIMIT;
 /// Tokens of context on each side when a statement does not say.
 pub const DEFAULT_CONTEXT: u64 = 5;
 
@@ -383,9 +386,10 @@ impl<'a> Exec<'a> {
                 feature,
                 in_dict,
                 exact,
+                breadth,
                 limit,
                 order,
-            } => self.neighbours(feature, in_dict, *exact, limit, order),
+            } => self.neighbours(feature, in_dict, *exact, breadth, limit, order),
             Statement::FeaturesAt {
                 doc,
                 pos,
@@ -757,10 +761,42 @@ impl<'a> Exec<'a> {
         feature: &FeatureArg,
         in_dict: &Option<Spanned<String>>,
         exact: bool,
+        breadth: &Option<Spanned<u64>>,
         limit: &Option<Spanned<u64>>,
         order: &[OrderKey],
     ) -> R<ResultSet> {
         let n = self.limit(limit, 10, "LIMIT")?;
+        let breadth = match breadth {
+            None => None,
+            // The parser refuses this too; an AST built by hand must not have BREADTH ignored.
+            Some(b) if exact => {
+                return Err(self.err(
+                    b.span,
+                    ErrorKind::Invalid,
+                    "BREADTH cannot be combined with EXACT: exact search scans every feature and has no breadth",
+                ))
+            }
+            Some(b) if b.value == 0 => {
+                return Err(self
+                    .err(b.span, ErrorKind::Invalid, "BREADTH must be at least 1")
+                    .with_hint(format!(
+                        "the default breadth for LIMIT {n} is {}",
+                        saedb_engine::default_search_breadth(n)
+                    )))
+            }
+            Some(b) if b.value > MAX_BREADTH => {
+                return Err(self
+                    .err(
+                        b.span,
+                        ErrorKind::Invalid,
+                        format!("BREADTH {} is too large", b.value),
+                    )
+                    .with_hint(format!(
+                        "the largest BREADTH allowed is {MAX_BREADTH}; EXACT searches every feature"
+                    )))
+            }
+            Some(b) => Some(b.value as usize),
+        };
         let f = self.feature(feature)?;
         let target = match in_dict {
             Some(d) => Some(self.dictionary(d)?.name),
@@ -776,10 +812,12 @@ impl<'a> Exec<'a> {
                 ));
             }
         }
-        let res = if exact {
-            self.store.neighbours_exact(&f, target.as_deref(), n)
-        } else {
-            self.store.neighbours(&f, target.as_deref(), n)
+        let res = match (exact, breadth) {
+            (true, _) => self.store.neighbours_exact(&f, target.as_deref(), n),
+            (false, Some(b)) => self
+                .store
+                .neighbours_with_breadth(&f, target.as_deref(), n, b),
+            (false, None) => self.store.neighbours(&f, target.as_deref(), n),
         }
         .map_err(|e| self.engine(feature.span, e))?;
         let mut rs = ResultSet::new(
@@ -792,9 +830,19 @@ impl<'a> Exec<'a> {
                 .as_ref()
                 .map(|t| format!(" IN {t}"))
                 .unwrap_or_default(),
-            if exact { " (exact)" } else { "" }
+            match (exact, breadth) {
+                (true, _) => " (exact)".to_string(),
+                (false, Some(b)) => format!(" (breadth {b})"),
+                (false, None) => String::new(),
+            }
         );
         rs.title = Some(self.title_for(head, &f));
+        if let Some(b) = breadth.filter(|&b| b < n) {
+            // The engine searches with a breadth of at least the number of results.
+            rs.note = Some(format!(
+                "BREADTH {b} is below LIMIT {n}: the search breadth was raised to at least {n}"
+            ));
+        }
         for nb in res {
             let label = self.label_of(&nb.feature);
             rs.rows.push(vec![

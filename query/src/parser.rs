@@ -27,6 +27,7 @@ pub const KEYWORDS: &[&str] = &[
     "AT",
     "ATTRIBUTE",
     "BETWEEN",
+    "BREADTH",
     "BY",
     "CHAINS",
     "CONTAINS",
@@ -680,7 +681,9 @@ impl Builder<'_> {
     fn neighbours(&self, p: Pair<Rule>) -> R<Statement> {
         let mut feature = None;
         let mut in_dict = None;
-        let mut exact = false;
+        let mut exact = None;
+        let mut breadth = None;
+        let mut breadth_clause = None;
         let mut limit = None;
         let mut order = Vec::new();
         let mut seen = Seen::default();
@@ -698,7 +701,12 @@ impl Builder<'_> {
                 }
                 Rule::exact => {
                     seen.once(self, "EXACT", span)?;
-                    exact = true;
+                    exact = Some(span);
+                }
+                Rule::breadth_clause => {
+                    seen.once(self, "BREADTH", span)?;
+                    breadth_clause = Some(span);
+                    breadth = Some(self.clause_int(c)?);
                 }
                 Rule::limit_clause => {
                     seen.once(self, "LIMIT", span)?;
@@ -711,10 +719,20 @@ impl Builder<'_> {
                 _ => {}
             }
         }
+        // Exact search scans every feature: a breadth would be ignored, so saying both is a mistake.
+        if let (Some(_), Some(span)) = (exact, breadth_clause) {
+            return Err(self
+                .err(
+                    span,
+                    "BREADTH cannot be combined with EXACT: exact search scans every feature and has no breadth",
+                )
+                .with_hint("drop EXACT for an approximate search of that breadth, or drop BREADTH"));
+        }
         Ok(Statement::Neighbours {
             feature: feature.expect("feature"),
             in_dict,
-            exact,
+            exact: exact.is_some(),
+            breadth,
             limit,
             order,
         })
@@ -1149,6 +1167,96 @@ mod tests {
             ")".repeat(64)
         );
         parse(&s).unwrap();
+    }
+
+    #[test]
+    fn breadth_clause_is_accepted_in_any_case_and_order() {
+        let src = "NEIGHBOURS OF L4/123 LIMIT 10 BREADTH 24";
+        let Statement::Neighbours {
+            breadth,
+            exact,
+            limit,
+            ..
+        } = one(src)
+        else {
+            panic!()
+        };
+        let b = breadth.expect("breadth");
+        assert_eq!(b.value, 24);
+        assert_eq!(&src[b.span.start..b.span.end], "24");
+        assert!(!exact);
+        assert_eq!(limit.map(|l| l.value), Some(10));
+        for s in [
+            "neighbours of l4/123 breadth 24 limit 10;",
+            "NEIGHBORS OF L2/1 IN L4 Breadth 64 ORDER BY feature DESC;",
+            "NEIGHBOURS OF 5 BREADTH 1",
+            "NEIGHBOURS OF \"full stop\" bReAdTh 100000 IN L4",
+        ] {
+            assert!(
+                matches!(
+                    one(s),
+                    Statement::Neighbours {
+                        breadth: Some(_),
+                        ..
+                    }
+                ),
+                "{s}"
+            );
+        }
+        // Without the clause nothing changes.
+        assert!(matches!(
+            one("NEIGHBOURS OF L2/1 LIMIT 3"),
+            Statement::Neighbours { breadth: None, .. }
+        ));
+    }
+
+    #[test]
+    fn breadth_with_exact_is_an_error_at_the_breadth_clause() {
+        for (src, col) in [
+            ("NEIGHBOURS OF L2/7 EXACT BREADTH 24;", 26),
+            ("NEIGHBOURS OF L2/7 BREADTH 24 LIMIT 5 EXACT;", 20),
+        ] {
+            let e = parse(src).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Invalid, "{src}");
+            assert_eq!((e.line, e.column), (1, col), "{src}");
+            assert!(
+                e.message.contains("BREADTH cannot be combined with EXACT"),
+                "{}",
+                e.message
+            );
+            assert!(e.hint.as_deref().unwrap_or("").contains("drop EXACT"));
+        }
+    }
+
+    #[test]
+    fn breadth_given_twice_or_malformed_is_an_error() {
+        let e = parse("NEIGHBOURS OF L2/7 BREADTH 24 LIMIT 3 BREADTH 32;").unwrap_err();
+        assert_eq!(e.message, "BREADTH is given twice");
+        assert_eq!((e.line, e.column), (1, 39));
+        for src in [
+            "NEIGHBOURS OF L2/7 BREADTH;",
+            "NEIGHBOURS OF L2/7 BREADTH -1;",
+            "NEIGHBOURS OF L2/7 BREADTH 2.5;",
+            "NEIGHBOURS OF L2/7 BREADTH \"24\";",
+        ] {
+            let e = parse(src).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Syntax, "{src}");
+            assert!(
+                e.message.starts_with("expected an integer"),
+                "{src}: {}",
+                e.message
+            );
+        }
+        // Only NEIGHBOURS has a breadth.
+        let e = parse("TOP 5 ACTIVATIONS OF L2/7 BREADTH 24;").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Syntax);
+        assert_eq!(e.column, 27);
+        // A misspelt BREADTH is named.
+        let e = parse("NEIGHBOURS OF L2/7 BREATH 24;").unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("did you mean BREADTH?"));
+        // Numbers beyond 64 bits are refused like everywhere else.
+        let e = parse("NEIGHBOURS OF L2/7 BREADTH 99999999999999999999999;").unwrap_err();
+        assert!(e.message.contains("too large"), "{}", e.message);
     }
 
     #[test]

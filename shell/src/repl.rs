@@ -673,6 +673,12 @@ mod tests {
         );
         let (_, c) = complete_statement("top 5 act", 9, &names());
         assert_eq!(c, vec!["activations".to_string()]);
+        let line = "NEIGHBOURS OF L2/5 LIMIT 10 BREA";
+        let (s, c) = complete_statement(line, line.len(), &names());
+        assert_eq!((s, c), (28, vec!["BREADTH".to_string()]));
+        assert!(
+            highlight_statement("neighbours of L2/5 breadth 24").contains("\x1b[1mbreadth\x1b[0m")
+        );
     }
 
     #[test]
