@@ -180,27 +180,20 @@ impl Store {
     ) -> Result<IngestReport> {
         let (_writer, started, info, hash) = self.begin_activations("latents", dict, path)?;
         progress.start("reading latents", 0);
-        let lat = formats::delphi::read_latents(path)?;
+        let (entries, _) = formats::delphi::read_latent_entries(path)?;
         progress.finish();
-        let n = lat.value.len();
-        if lat.doc.len() != n || lat.pos.len() != n || lat.latent.len() != n {
+        if let Some((row, e)) = entries
+            .par_iter()
+            .enumerate()
+            .find_first(|(_, e)| e.2 >= info.d_sae)
+        {
             return Err(Error::bad_input(
                 path,
-                "locations and activations have different lengths",
+                format!(
+                    "row {row}: latent {} is out of range for dictionary '{dict}' ({} features)",
+                    e.2, info.d_sae
+                ),
             ));
-        }
-        let mut entries = Vec::with_capacity(n);
-        for i in 0..n {
-            if lat.latent[i] >= info.d_sae {
-                return Err(Error::bad_input(
-                    path,
-                    format!(
-                        "row {i}: latent {} is out of range for dictionary '{dict}' ({} features)",
-                        lat.latent[i], info.d_sae
-                    ),
-                ));
-            }
-            entries.push((lat.doc[i], lat.pos[i], lat.latent[i], lat.value[i]));
         }
         // Tokens without any latent are not in the file: count the tokens that have one.
         let items =

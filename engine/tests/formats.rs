@@ -1513,3 +1513,65 @@ proptest! {
         feed_all(d.path(), &header_file(&entries, data_len));
     }
 }
+
+/// The reader streams `locations` and `activations` a step at a time (32,768 rows): rows on
+/// both sides of step boundaries come back whole and in order, unsorted input is sorted, and
+/// an error in a later step names its row in the whole file.
+#[test]
+fn delphi_rows_across_read_steps() {
+    let n = 70_000usize;
+    // descending (doc, pos): the reader must sort; latent and value derive from the row
+    let row = |i: usize| ((n - 1 - i) / 100, (n - 1 - i) % 100, (i % 7) as i32);
+    let mut loc = Vec::with_capacity(3 * n);
+    let mut act = Vec::with_capacity(n);
+    for i in 0..n {
+        let (d, p, f) = row(i);
+        loc.extend([d as i32, p as i32, f]);
+        act.push(i as f32 + 0.5);
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("many.safetensors");
+    write_st(
+        &p,
+        &[
+            ("locations", &i32s(&[n, 3], &loc)),
+            ("activations", &f32s(&[n], &act)),
+        ],
+    );
+    let l = read_latents(&p).unwrap();
+    assert_eq!(l.len(), n);
+    for j in 0..n {
+        let i = n - 1 - j; // the row that sorts to position j
+        let (dd, pp, ff) = row(i);
+        assert_eq!(
+            (l.doc[j], l.pos[j], l.latent[j], l.value[j]),
+            (dd as u32, pp as u32, ff as u32, i as f32 + 0.5),
+            "sorted row {j}"
+        );
+    }
+    loc[3 * 50_000 + 1] = -4;
+    write_st(
+        &p,
+        &[
+            ("locations", &i32s(&[n, 3], &loc)),
+            ("activations", &f32s(&[n], &act)),
+        ],
+    );
+    assert_msg(
+        &err_string(read_latents(&p)),
+        &["many.safetensors", "row 50000", "non-negative"],
+    );
+    loc[3 * 50_000 + 1] = 0;
+    act[65_000] = f32::NAN;
+    write_st(
+        &p,
+        &[
+            ("locations", &i32s(&[n, 3], &loc)),
+            ("activations", &f32s(&[n], &act)),
+        ],
+    );
+    assert_msg(
+        &err_string(read_latents(&p)),
+        &["many.safetensors", "NaN", "row 65000"],
+    );
+}

@@ -122,6 +122,27 @@ fn split_files(dir: &Path) -> Result<Vec<(PathBuf, u64, u64)>> {
 /// A single file named `<start>_<end>.safetensors` is treated as one split (its latents are
 /// offset by `start`).
 pub fn read_latents(path: &Path) -> Result<Latents> {
+    let (mut entries, tokens) = read_latent_entries(path)?;
+    sort_and_check(&mut entries, path)?;
+    Ok(Latents {
+        doc: entries.iter().map(|e| e.0).collect(),
+        pos: entries.iter().map(|e| e.1).collect(),
+        latent: entries.iter().map(|e| e.2).collect(),
+        value: entries.iter().map(|e| e.3).collect(),
+        tokens,
+    })
+}
+
+/// One nonzero as an ingest stores it: (sequence, position, absolute latent, value).
+pub(crate) type LatentEntry = (u32, u32, u32, f32);
+
+/// Rows of `locations` and `activations` decoded per step: the tensors are streamed, so that a
+/// file costs its entries' memory and a few hundred KiB, not three times that.
+const ROWS_PER_STEP: usize = 1 << 15;
+
+/// The entries of a delphi cache (see [`read_latents`]) in file order, validated row by row but
+/// neither sorted nor checked for duplicates: the caller sorts them anyway.
+pub(crate) fn read_latent_entries(path: &Path) -> Result<(Vec<LatentEntry>, Option<TokenMatrix>)> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let files = if meta.is_dir() {
         split_files(path)?
@@ -131,28 +152,26 @@ pub fn read_latents(path: &Path) -> Result<Latents> {
             None => vec![(path.to_path_buf(), 0, u64::from(u32::MAX))],
         }
     };
-    let mut out = Latents {
-        doc: Vec::new(),
-        pos: Vec::new(),
-        latent: Vec::new(),
-        value: Vec::new(),
+    let mut out = Entries {
+        rows: Vec::new(),
         tokens: None,
+        tokens_from: None,
     };
-    let mut tokens_from: Option<PathBuf> = None;
     for (file, start, end) in &files {
-        read_split(file, *start, *end, &mut out, &mut tokens_from)?;
+        read_split(file, *start, *end, &mut out)?;
     }
-    sort_and_check(&mut out, path)?;
-    Ok(out)
+    Ok((out.rows, out.tokens))
 }
 
-fn read_split(
-    file: &Path,
-    start: u64,
-    end: u64,
-    out: &mut Latents,
-    tokens_from: &mut Option<PathBuf>,
-) -> Result<()> {
+/// What the splits read so far hold.
+struct Entries {
+    rows: Vec<LatentEntry>,
+    tokens: Option<TokenMatrix>,
+    /// The split the token matrix came from, for the error when another split disagrees.
+    tokens_from: Option<PathBuf>,
+}
+
+fn read_split(file: &Path, start: u64, end: u64, out: &mut Entries) -> Result<()> {
     let bad = |m: String| Error::bad_input(file, m);
     if end > u64::from(u32::MAX) {
         return Err(bad(format!(
@@ -209,89 +228,92 @@ fn read_split(
     match (&out.tokens, tokens) {
         (None, Some(t)) => {
             out.tokens = Some(t);
-            *tokens_from = Some(file.to_path_buf());
+            out.tokens_from = Some(file.to_path_buf());
         }
         (Some(prev), Some(t)) if *prev != t => {
             return Err(bad(format!(
                 "'tokens' differs from the token matrix in {} (every split must hold the same tokens)",
-                tokens_from.as_deref().unwrap_or(Path::new("?")).display()
+                out.tokens_from.as_deref().unwrap_or(Path::new("?")).display()
             )));
         }
         _ => {}
     }
-    let (_, loc) = st.read_i64("locations")?;
-    let (_, act) = st.read_f32("activations")?;
-    if let Some((i, x)) = first_non_finite(&act) {
-        return Err(bad(format!("'activations' holds {x} at row {i}")));
-    }
-    let width = end - start;
-    out.doc.reserve(n);
-    out.pos.reserve(n);
-    out.latent.reserve(n);
-    out.value.reserve(n);
-    for (row, (l, v)) in loc.chunks_exact(3).zip(act.iter()).enumerate() {
-        let (s, p, f) = match l {
-            [s, p, f] => (*s, *p, *f),
-            _ => continue,
-        };
-        if s < 0 || p < 0 || f < 0 {
-            return Err(bad(format!(
-                "'locations' row {row} is ({s}, {p}, {f}): sequence, position and latent must be non-negative"
-            )));
+    let mut locations = st.stream("locations")?;
+    let mut activations = st.stream("activations")?;
+    out.rows.reserve(n);
+    let mut first = 0;
+    while first < n {
+        let m = (n - first).min(ROWS_PER_STEP);
+        let loc = locations.next_i64(3 * m)?;
+        let act = activations.next_f32(m)?;
+        if let Some((i, x)) = first_non_finite(&act) {
+            return Err(bad(format!("'activations' holds {x} at row {}", first + i)));
         }
-        let (s, p, f) = (s as u64, p as u64, f as u64);
-        if f > width {
-            return Err(bad(format!(
-                "'locations' row {row} has latent {f}, beyond this split's range {start}..={end} (local latents are 0..={width})"
-            )));
+        for (i, (l, v)) in loc.chunks_exact(3).zip(&act).enumerate() {
+            let (s, p, f) =
+                location(l, first + i, start, end, out.tokens.as_ref()).map_err(&bad)?;
+            out.rows.push((s, p, (start + f) as u32, *v));
         }
-        if s > u64::from(u32::MAX) || p > u64::from(u32::MAX) {
-            return Err(bad(format!(
-                "'locations' row {row} is ({s}, {p}, {f}): sequence and position must fit in 32 bits"
-            )));
-        }
-        if let Some(t) = &out.tokens {
-            if s >= t.n_seq as u64 || p >= t.ctx as u64 {
-                return Err(bad(format!(
-                    "'locations' row {row} points at (sequence {s}, position {p}), outside the tokens matrix [{}, {}]",
-                    t.n_seq, t.ctx
-                )));
-            }
-        }
-        out.doc.push(s as u32);
-        out.pos.push(p as u32);
-        out.latent.push((start + f) as u32);
-        out.value.push(*v);
+        first += m;
     }
     Ok(())
 }
 
-fn sort_and_check(l: &mut Latents, path: &Path) -> Result<()> {
-    let key = |i: usize| (l.doc[i], l.pos[i], l.latent[i]);
-    let n = l.value.len();
-    let sorted = (1..n).all(|i| key(i - 1) < key(i));
-    if sorted {
-        return Ok(());
+/// One row of `locations` checked: (sequence, position, local latent), or what is wrong with it.
+fn location(
+    l: &[i64],
+    row: usize,
+    start: u64,
+    end: u64,
+    tokens: Option<&TokenMatrix>,
+) -> std::result::Result<(u32, u32, u64), String> {
+    let width = end - start;
+    let (s, p, f) = match l {
+        [s, p, f] => (*s, *p, *f),
+        _ => return Err(format!("'locations' row {row} does not have 3 columns")),
+    };
+    if s < 0 || p < 0 || f < 0 {
+        return Err(format!(
+            "'locations' row {row} is ({s}, {p}, {f}): sequence, position and latent must be non-negative"
+        ));
     }
-    let mut idx: Vec<u32> = (0..n as u32).collect();
-    idx.sort_unstable_by_key(|&i| key(i as usize));
-    for w in idx.windows(2) {
-        if let [a, b] = w {
-            if key(*a as usize) == key(*b as usize) {
-                let (d, p, f) = key(*a as usize);
-                return Err(Error::bad_input(
-                    path,
-                    format!("duplicate entry for (sequence {d}, position {p}, latent {f})"),
-                ));
-            }
+    let (s, p, f) = (s as u64, p as u64, f as u64);
+    if f > width {
+        return Err(format!(
+            "'locations' row {row} has latent {f}, beyond this split's range {start}..={end} (local latents are 0..={width})"
+        ));
+    }
+    let (Ok(s32), Ok(p32)) = (u32::try_from(s), u32::try_from(p)) else {
+        return Err(format!(
+            "'locations' row {row} is ({s}, {p}, {f}): sequence and position must fit in 32 bits"
+        ));
+    };
+    if let Some(t) = tokens {
+        if s >= t.n_seq as u64 || p >= t.ctx as u64 {
+            return Err(format!(
+                "'locations' row {row} points at (sequence {s}, position {p}), outside the tokens matrix [{}, {}]",
+                t.n_seq, t.ctx
+            ));
         }
     }
-    let perm = |v: &Vec<u32>| idx.iter().map(|&i| v[i as usize]).collect::<Vec<u32>>();
-    let (doc, pos, latent) = (perm(&l.doc), perm(&l.pos), perm(&l.latent));
-    let value = idx.iter().map(|&i| l.value[i as usize]).collect();
-    l.doc = doc;
-    l.pos = pos;
-    l.latent = latent;
-    l.value = value;
-    Ok(())
+    Ok((s32, p32, f))
+}
+
+/// Sorts by (sequence, position, latent) unless already sorted, and refuses duplicates.
+fn sort_and_check(rows: &mut [LatentEntry], path: &Path) -> Result<()> {
+    let key = |e: &LatentEntry| (e.0, e.1, e.2);
+    if rows.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+        return Ok(());
+    }
+    rows.sort_unstable_by_key(key);
+    match rows.windows(2).find(|w| key(&w[0]) == key(&w[1])) {
+        Some(w) => Err(Error::bad_input(
+            path,
+            format!(
+                "duplicate entry for (sequence {}, position {}, latent {})",
+                w[0].0, w[0].1, w[0].2
+            ),
+        )),
+        None => Ok(()),
+    }
 }

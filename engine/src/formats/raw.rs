@@ -125,7 +125,7 @@ fn decode<R: Read, T>(
     // must produce an error when the data runs out, not an allocation failure.
     let mut out = Vec::with_capacity(n.min(CHUNK * 4));
     let per_chunk = (CHUNK / size).max(1);
-    let mut buf = vec![0u8; per_chunk * size];
+    let mut buf = vec![0u8; per_chunk.min(n) * size];
     let mut left = n;
     let mut tmp = [0u8; 8];
     while left > 0 {
@@ -190,7 +190,7 @@ pub(crate) fn read_f32<R: Read>(
     if *dtype == DType::F32 && little_endian {
         // Fast path: the common case, decoded without per-element dispatch.
         let mut out: Vec<f32> = Vec::with_capacity(n.min(CHUNK * 4));
-        let mut buf = vec![0u8; CHUNK * 4];
+        let mut buf = vec![0u8; CHUNK.min(n) * 4];
         let mut left = n;
         while left > 0 {
             let m = left.min(CHUNK);
@@ -232,7 +232,7 @@ fn decode_fixed<R: Read, T, const N: usize>(
 ) -> std::io::Result<Vec<T>> {
     let mut out = Vec::with_capacity(n.min(CHUNK * 4));
     let per_chunk = CHUNK / N;
-    let mut buf = vec![0u8; per_chunk * N];
+    let mut buf = vec![0u8; per_chunk.min(n) * N];
     let mut left = n;
     while left > 0 {
         let m = left.min(per_chunk);

@@ -181,6 +181,18 @@ impl StFile {
         Ok(BufReader::with_capacity(1 << 16, f))
     }
 
+    /// Reads an integer tensor (as i64) or a floating-point one (as f32) a piece at a time, so
+    /// that a large tensor is never held whole.
+    pub(crate) fn stream(&self, name: &str) -> Result<TensorStream<'_>> {
+        let t = self.require(name)?;
+        Ok(TensorStream {
+            file: self,
+            name: name.to_string(),
+            dtype: t.dtype.clone(),
+            reader: self.reader(t)?,
+        })
+    }
+
     fn io_err(&self, name: &str, e: std::io::Error) -> Error {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             Error::bad_input(
@@ -194,37 +206,53 @@ impl StFile {
 
     /// Reads a floating-point tensor (f16, bf16, f32, f64) as f32. Returns (shape, values).
     pub(crate) fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        let t = self.require(name)?;
-        if !t.dtype.is_float() {
-            return Err(Error::bad_input(
-                &self.path,
-                format!(
-                    "tensor '{name}' has dtype {}, expected a floating-point dtype (float32, float16, bfloat16)",
-                    t.dtype
-                ),
-            ));
-        }
-        let n = numel(&t.shape).unwrap_or(0);
-        let mut r = self.reader(t)?;
-        let v = raw::read_f32(&mut r, &t.dtype, n, true).map_err(|e| self.io_err(name, e))?;
-        Ok((t.shape.clone(), v))
+        let shape = self.require(name)?.shape.clone();
+        let v = self.stream(name)?.next_f32(numel(&shape).unwrap_or(0))?;
+        Ok((shape, v))
     }
 
     /// Reads an integer tensor as i64. Returns (shape, values).
     pub(crate) fn read_i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
-        let t = self.require(name)?;
-        if !t.dtype.is_int() {
-            return Err(Error::bad_input(
-                &self.path,
-                format!(
-                    "tensor '{name}' has dtype {}, expected an integer dtype (int32, int64, uint16, uint32)",
-                    t.dtype
-                ),
-            ));
+        let shape = self.require(name)?.shape.clone();
+        let v = self.stream(name)?.next_i64(numel(&shape).unwrap_or(0))?;
+        Ok((shape, v))
+    }
+}
+
+/// A tensor of a [`StFile`] read in order, `n` elements per call.
+pub(crate) struct TensorStream<'a> {
+    file: &'a StFile,
+    name: String,
+    dtype: DType,
+    reader: BufReader<File>,
+}
+
+impl TensorStream<'_> {
+    /// The next `n` elements of an integer tensor.
+    pub(crate) fn next_i64(&mut self, n: usize) -> Result<Vec<i64>> {
+        if !self.dtype.is_int() {
+            return Err(self.wrong_dtype("an integer dtype (int32, int64, uint16, uint32)"));
         }
-        let n = numel(&t.shape).unwrap_or(0);
-        let mut r = self.reader(t)?;
-        let v = raw::read_i64(&mut r, &t.dtype, n, true).map_err(|e| self.io_err(name, e))?;
-        Ok((t.shape.clone(), v))
+        raw::read_i64(&mut self.reader, &self.dtype, n, true)
+            .map_err(|e| self.file.io_err(&self.name, e))
+    }
+
+    /// The next `n` elements of a floating-point tensor.
+    pub(crate) fn next_f32(&mut self, n: usize) -> Result<Vec<f32>> {
+        if !self.dtype.is_float() {
+            return Err(self.wrong_dtype("a floating-point dtype (float32, float16, bfloat16)"));
+        }
+        raw::read_f32(&mut self.reader, &self.dtype, n, true)
+            .map_err(|e| self.file.io_err(&self.name, e))
+    }
+
+    fn wrong_dtype(&self, expected: &str) -> Error {
+        Error::bad_input(
+            &self.file.path,
+            format!(
+                "tensor '{}' has dtype {}, expected {expected}",
+                self.name, self.dtype
+            ),
+        )
     }
 }
