@@ -21,8 +21,9 @@ use std::time::Instant;
 /// Feature-major entries per block: small enough that a filtered scan reads little past what it
 /// needs, large enough that keys are a small share of the bytes.
 const FEATURE_BLOCK_ENTRIES: usize = 4096;
-/// Data batches are flushed at about this size; only the final, synced batch commits.
-const BATCH_BYTES: usize = 32 << 20;
+/// Blocks are written (without the WAL) in batches of about this size; the commit flushes them
+/// to table files before its synced catalog write.
+const BATCH_BYTES: usize = 1 << 20;
 /// Dense rows encoded per candle matmul.
 const ENCODE_BATCH_ROWS: usize = 4096;
 
@@ -442,9 +443,11 @@ impl Store {
                 batch = self.flush_if_large(batch)?;
             }
         }
+        self.write_blocks(batch)?;
         progress.finish();
 
         // The commit batch: merged statistics and the catalog that makes all of it visible.
+        let mut batch = WriteBatch::default();
         for (feature, mut rec) in stats {
             if let Some(old) = self.stats_record(dict, feature)? {
                 rec.merge(&old);
@@ -475,7 +478,7 @@ impl Store {
         if batch.size_in_bytes() < BATCH_BYTES {
             return Ok(batch);
         }
-        self.write_data(batch)?;
+        self.write_blocks(batch)?;
         Ok(WriteBatch::default())
     }
 
