@@ -32,11 +32,22 @@ type Entry = (u32, u32, u32, f32);
 
 impl Store {
     /// Ingests an SAE dictionary (SAELens folder, sparsify folder, Gemma Scope params.npz or
-    /// safetensors) under `name`.
+    /// safetensors) under `name`, and builds its neighbour index.
     pub fn ingest_dictionary(
         &self,
         name: &str,
         path: &Path,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        self.ingest_dictionary_with(name, path, IndexBuild::AtIngest, progress)
+    }
+
+    /// [`Store::ingest_dictionary`], choosing when the neighbour index is built.
+    pub fn ingest_dictionary_with(
+        &self,
+        name: &str,
+        path: &Path,
+        index: IndexBuild,
         progress: &dyn Progress,
     ) -> Result<IngestReport> {
         self.ensure_writable()?;
@@ -91,8 +102,11 @@ impl Store {
             sae.d_sae as u64,
         ));
         self.commit_with_catalog(batch, catalog)?;
-        // The HNSW index is derived data: built now, rebuilt on demand if this process dies first.
-        self.build_ann(id, progress)?;
+        // The HNSW index is derived data: built now (unless deferred), or on first use if this
+        // process dies first.
+        if index == IndexBuild::AtIngest {
+            self.build_ann(id, progress)?;
+        }
         Ok(report(
             "dictionary",
             path,

@@ -4,7 +4,7 @@ use crate::cli::{Command, InfoFormat, Ingest};
 use crate::output::{self, columns, human_bytes, thousands};
 use crate::progress::Bars;
 use anyhow::{anyhow, bail, Result};
-use saedb_engine::{IngestReport, Store, StoreInfo};
+use saedb_engine::{IndexBuild, IngestReport, Store, StoreInfo};
 use std::path::Path;
 
 pub fn run(command: Command) -> Result<()> {
@@ -191,7 +191,19 @@ fn run_ingest(ingest: Ingest) -> Result<()> {
     let store = Store::create_or_open(store_path).map_err(|e| store_error(store_path, e))?;
     let bars = Bars::for_stderr();
     let result = match &ingest {
-        Ingest::Dictionary { name, path, .. } => store.ingest_dictionary(name, path, &bars),
+        Ingest::Dictionary {
+            name,
+            path,
+            defer_index,
+            ..
+        } => {
+            let index = if *defer_index {
+                IndexBuild::OnFirstUse
+            } else {
+                IndexBuild::AtIngest
+            };
+            store.ingest_dictionary_with(name, path, index, &bars)
+        }
         Ingest::Tokens { file, .. } => store.ingest_tokens(file, &bars),
         Ingest::Latents {
             dictionary, file, ..

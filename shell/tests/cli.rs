@@ -783,3 +783,46 @@ fn check_passes_on_a_sound_store_and_repair_rebuilds_a_lost_index() {
     assert_eq!(report["notes"].as_array().unwrap().len(), 0, "{out}");
     assert!(store.join("hnsw").exists());
 }
+
+/// `--defer-index` stores the dictionary without its HNSW index; `check` notes the missing index
+/// without failing, and the first NEIGHBOURS builds it and answers like the exact search.
+#[test]
+fn defer_index_builds_the_index_on_first_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.saedb");
+    ok(&[
+        "ingest",
+        "dictionary",
+        s(&store),
+        "--name",
+        "L2",
+        "--defer-index",
+        fixture("sae_L2").to_str().unwrap(),
+    ]);
+    let index_files = || {
+        std::fs::read_dir(store.join("hnsw"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(index_files(), 0, "no index written at ingest");
+    let check = ok(&["check", s(&store)]);
+    assert!(check.contains("no HNSW index file yet"), "{check}");
+    // Breadth 512 covers the whole 512-feature dictionary: the answer is the exact one.
+    let approx = ok(&[
+        "query",
+        s(&store),
+        "NEIGHBOURS OF L2/7 LIMIT 5 BREADTH 512;",
+    ]);
+    let exact = ok(&["query", s(&store), "NEIGHBOURS OF L2/7 LIMIT 5 EXACT;"]);
+    let rows = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("L2 ") && l.contains('|'))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(rows(&approx).len(), 5, "{approx}");
+    assert_eq!(rows(&approx), rows(&exact), "{approx}\n{exact}");
+    assert_eq!(index_files(), 1, "the first NEIGHBOURS wrote the index");
+    let check = ok(&["check", s(&store)]);
+    assert!(!check.contains("no HNSW index file yet"), "{check}");
+}
