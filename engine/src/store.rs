@@ -12,8 +12,8 @@ use crate::keys::*;
 use crate::types::*;
 use crate::{Error, Result};
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, FlushOptions, Options,
-    WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, FlushOptions,
+    Options, WriteBatch, WriteOptions, DB,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
