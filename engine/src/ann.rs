@@ -1,8 +1,12 @@
 //! Nearest features by decoder direction: an HNSW index (hnsw_rs, cosine) per dictionary,
 //! persisted beside the database in `<store>/hnsw/`, and the exact search it is measured against.
+//! hnsw_rs builds and persists the graph; queries run over a flat copy of it ([`flat`]).
 //!
 //! The index is derived data. It is written after the dictionary commits (to a temporary name,
 //! then renamed), and rebuilt from the stored decoder on first use if it is missing or unreadable.
+
+mod flat;
+mod half;
 
 use crate::keys::Tensor;
 use crate::read::check_limit;
@@ -11,8 +15,10 @@ use crate::types::{DictionaryInfo, FeatureRef, Neighbour};
 use crate::vector::dot;
 use crate::Progress;
 use crate::{Error, Result};
+use flat::{FlatGraph, Rows};
+use half::HalfRows;
 use hnsw_rs::anndists::dist::Distance;
-use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo};
+use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo, NoData, NoDist};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -35,51 +41,80 @@ impl Distance<f32> for UnitCosine {
     }
 }
 
-/// A loaded HNSW index over one dictionary's live decoder rows (ids are feature indices).
+/// A dictionary's HNSW index, ready to search: the graph hnsw_rs built, copied into flat arrays
+/// ([`flat`]), walked with a float16 copy of the unit rows ([`half`]: half the memory traffic)
+/// and answered with the exact rows of the decoder (shared with the decoder cache). The hnsw_rs
+/// object itself is dropped once copied: it held a float32 copy of every vector, behind an `Arc`
+/// per point.
 pub(crate) struct AnnIndex {
-    hnsw: Hnsw<'static, f32, UnitCosine>,
+    graph: FlatGraph,
+    decoder: Arc<Decoder>,
+    walk: HalfRows,
 }
 
 /// Rows inserted per `parallel_insert` call, so that progress can be reported between calls.
 const INSERT_CHUNK: usize = 1024;
 
+/// Builds hnsw_rs's index over a decoder's live unit rows (data ids are feature indices).
+fn build_hnsw(dec: &Decoder, progress: &dyn Progress) -> Hnsw<'static, f32, UnitCosine> {
+    let n = dec.alive.len();
+    let hnsw = Hnsw::new(
+        MAX_CONNECTIONS,
+        n.max(1),
+        MAX_LAYERS,
+        EF_CONSTRUCTION,
+        UnitCosine,
+    );
+    let rows: Vec<(Vec<f32>, usize)> = (0..n)
+        .filter(|&f| dec.alive[f])
+        .map(|f| (dec.unit_row(f).to_vec(), f))
+        .collect();
+    let refs: Vec<(&Vec<f32>, usize)> = rows.iter().map(|(v, f)| (v, *f)).collect();
+    progress.start("indexing decoder directions", refs.len() as u64);
+    for chunk in refs.chunks(INSERT_CHUNK) {
+        hnsw.parallel_insert(chunk);
+        progress.advance(chunk.len() as u64);
+    }
+    progress.finish();
+    let mut hnsw = hnsw;
+    hnsw.set_searching_mode(true);
+    hnsw
+}
+
+fn rows(decoder: &Decoder) -> Rows<'_> {
+    Rows {
+        values: &decoder.unit_rows,
+        dim: decoder.d_in,
+    }
+}
+
 impl AnnIndex {
-    fn build(dec: &Decoder, progress: &dyn Progress) -> AnnIndex {
-        let n = dec.alive.len();
-        let hnsw = Hnsw::new(
-            MAX_CONNECTIONS,
-            n.max(1),
-            MAX_LAYERS,
-            EF_CONSTRUCTION,
-            UnitCosine,
-        );
-        let rows: Vec<(Vec<f32>, usize)> = (0..n)
-            .filter(|&f| dec.alive[f])
-            .map(|f| (dec.unit_row(f).to_vec(), f))
-            .collect();
-        let refs: Vec<(&Vec<f32>, usize)> = rows.iter().map(|(v, f)| (v, *f)).collect();
-        progress.start("indexing decoder directions", refs.len() as u64);
-        for chunk in refs.chunks(INSERT_CHUNK) {
-            hnsw.parallel_insert(chunk);
-            progress.advance(chunk.len() as u64);
-        }
-        progress.finish();
-        let mut hnsw = hnsw;
-        hnsw.set_searching_mode(true);
-        AnnIndex { hnsw }
+    /// Copies an hnsw_rs graph over `decoder`'s rows; `Err` says why the graph does not fit them.
+    fn from_hnsw<T, D>(
+        hnsw: &Hnsw<'_, T, D>,
+        decoder: Arc<Decoder>,
+    ) -> std::result::Result<AnnIndex, String>
+    where
+        T: Clone + Send + Sync,
+        D: Distance<T> + Send + Sync,
+    {
+        let graph = FlatGraph::from_hnsw(hnsw, &decoder.alive)?;
+        let walk = HalfRows::new(rows(&decoder));
+        Ok(AnnIndex {
+            graph,
+            decoder,
+            walk,
+        })
     }
 
     /// Number of indexed features.
     pub(crate) fn len(&self) -> usize {
-        self.hnsw.get_nb_point()
+        self.graph.len()
     }
 
+    /// The `k` features nearest to the unit vector `q`, as (feature, cosine), most similar first.
     fn search(&self, q: &[f32], k: usize, ef: usize) -> Vec<(usize, f32)> {
-        self.hnsw
-            .search(q, k, ef)
-            .into_iter()
-            .map(|n| (n.d_id, 1.0 - n.distance))
-            .collect()
+        self.graph.search(&self.walk, rows(&self.decoder), q, k, ef)
     }
 }
 
@@ -101,10 +136,15 @@ impl Store {
             .find(|d| d.id == dict)
             .cloned()
             .ok_or_else(|| Error::Corrupt(format!("dictionary id {dict} is not in the catalog")))?;
-        let index = Arc::new(AnnIndex::build(&*self.decoder(&info)?, progress));
+        let decoder = self.decoder(&info)?;
+        let hnsw = build_hnsw(&decoder, progress);
         if !self.read_only {
-            self.dump_ann(dict, &index)?;
+            self.dump_ann(dict, &hnsw)?;
         }
+        let index = AnnIndex::from_hnsw(&hnsw, decoder).map_err(|e| {
+            Error::Storage(format!("copying the HNSW graph of dictionary {dict}: {e}"))
+        })?;
+        let index = Arc::new(index);
         self.caches
             .ann
             .lock()
@@ -113,14 +153,12 @@ impl Store {
         Ok(index)
     }
 
-    fn dump_ann(&self, dict: u32, index: &AnnIndex) -> Result<()> {
+    fn dump_ann(&self, dict: u32, hnsw: &Hnsw<'static, f32, UnitCosine>) -> Result<()> {
         let dir = self.ann_dir();
         let tmp = dir.join(format!("tmp-{}", Self::ann_basename(dict)));
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let base = Self::ann_basename(dict);
-        index
-            .hnsw
-            .file_dump(&tmp, &base)
+        hnsw.file_dump(&tmp, &base)
             .map_err(|e| Error::Storage(format!("writing HNSW index of dictionary {dict}: {e}")))?;
         let done = dir.join(&base);
         if done.exists() {
@@ -130,21 +168,20 @@ impl Store {
         Ok(())
     }
 
-    fn load_ann(&self, dict: u32) -> Option<AnnIndex> {
-        let dir = self.ann_dir().join(Self::ann_basename(dict));
-        if !dir
-            .join(format!("{}.hnsw.graph", Self::ann_basename(dict)))
-            .exists()
-        {
-            return None;
+    /// The persisted index of a dictionary, or `None` if it is missing, unreadable or does not fit
+    /// the decoder (then it is rebuilt).
+    fn load_ann(&self, info: &DictionaryInfo) -> Result<Option<AnnIndex>> {
+        let base = Self::ann_basename(info.id);
+        let dir = self.ann_dir().join(&base);
+        if !dir.join(format!("{base}.hnsw.graph")).exists() {
+            return Ok(None);
         }
-        // A reloaded index borrows its loader for its whole life; the loader is leaked once per
-        // dictionary per process, which is what a 'static index needs.
-        let io: &'static mut HnswIo =
-            Box::leak(Box::new(HnswIo::new(&dir, &Self::ann_basename(dict))));
-        let mut hnsw: Hnsw<'static, f32, UnitCosine> = io.load_hnsw().ok()?;
-        hnsw.set_searching_mode(true);
-        Some(AnnIndex { hnsw })
+        // Only the links are needed: the search reads the decoder's rows.
+        let mut io = HnswIo::new(&dir, &base);
+        let Ok(hnsw) = io.load_hnsw::<NoData, NoDist>() else {
+            return Ok(None);
+        };
+        Ok(AnnIndex::from_hnsw(&hnsw, self.decoder(info)?).ok())
     }
 
     pub(crate) fn ann(&self, info: &DictionaryInfo) -> Result<Arc<AnnIndex>> {
@@ -157,7 +194,7 @@ impl Store {
         {
             return Ok(a.clone());
         }
-        if let Some(a) = self.load_ann(info.id) {
+        if let Some(a) = self.load_ann(info)? {
             let a = Arc::new(a);
             self.caches
                 .ann
@@ -294,6 +331,77 @@ impl Store {
         let same = dst.name == f.dict;
         Ok(finish(hits, &dst, same.then_some(f.index as usize), k))
     }
+}
+
+/// hnsw_rs's own search and the flat search timed on the same queries and the same graph
+/// ([`Store::compare_ann_searches`], for the benchmark).
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct AnnComparison {
+    /// Per query, microseconds of hnsw_rs's `search`.
+    pub hnsw_rs_us: Vec<f64>,
+    /// Per query, microseconds of the flat search.
+    pub flat_us: Vec<f64>,
+    /// Per query, the features hnsw_rs found (the query feature left out), best first.
+    pub hnsw_rs_found: Vec<Vec<u32>>,
+    /// Per query, the features the flat search found (the query feature left out), best first.
+    pub flat_found: Vec<Vec<u32>>,
+}
+
+impl Store {
+    /// For the benchmark only: reloads a dictionary's persisted hnsw_rs index with its vectors and
+    /// times its `search` against the flat search, each over all `features` (the `k` nearest
+    /// of each feature's own direction, breadth `ef`), after one untimed pass of both.
+    #[doc(hidden)]
+    pub fn compare_ann_searches(
+        &self,
+        dict: &str,
+        features: &[u32],
+        k: usize,
+        ef: usize,
+    ) -> Result<AnnComparison> {
+        let info = self.dictionary(dict)?;
+        let index = self.ann(&info)?;
+        let base = Self::ann_basename(info.id);
+        let mut io = HnswIo::new(&self.ann_dir().join(&base), &base);
+        let mut hnsw: Hnsw<f32, UnitCosine> = io
+            .load_hnsw()
+            .map_err(|e| Error::Storage(format!("reloading the HNSW index of '{dict}': {e}")))?;
+        hnsw.set_searching_mode(true);
+        let queries: Vec<(u32, &[f32])> = features
+            .iter()
+            .map(|&f| (f, index.decoder.unit_row(f as usize)))
+            .collect();
+        let by_hnsw_rs = |q: &[f32]| -> Vec<(usize, f32)> {
+            let found = hnsw.search(q, k + 1, ef.max(k + 1));
+            found.iter().map(|n| (n.d_id, 1.0 - n.distance)).collect()
+        };
+        let by_flat = |q: &[f32]| index.search(q, k + 1, ef.max(k + 1));
+        let mut out = AnnComparison::default();
+        timed_searches(&queries, k, by_hnsw_rs);
+        (out.hnsw_rs_us, out.hnsw_rs_found) = timed_searches(&queries, k, by_hnsw_rs);
+        timed_searches(&queries, k, by_flat);
+        (out.flat_us, out.flat_found) = timed_searches(&queries, k, by_flat);
+        Ok(out)
+    }
+}
+
+/// Runs `search` on each (feature, direction) query: microseconds and the `k` best other features.
+fn timed_searches(
+    queries: &[(u32, &[f32])],
+    k: usize,
+    search: impl Fn(&[f32]) -> Vec<(usize, f32)>,
+) -> (Vec<f64>, Vec<Vec<u32>>) {
+    let mut micros = Vec::with_capacity(queries.len());
+    let mut found = Vec::with_capacity(queries.len());
+    for &(f, q) in queries {
+        let start = std::time::Instant::now();
+        let hits = search(q);
+        micros.push(start.elapsed().as_secs_f64() * 1e6);
+        let others = hits.into_iter().map(|h| h.0 as u32).filter(|&g| g != f);
+        found.push(others.take(k).collect());
+    }
+    (micros, found)
 }
 
 /// The search breadth `neighbours` uses for `k` results. Chosen for real dictionaries: on the

@@ -35,7 +35,7 @@ mod store;
 pub mod types;
 mod vector;
 
-pub use ann::default_search_breadth;
+pub use ann::{default_search_breadth, AnnComparison};
 pub use check::CheckReport;
 pub use error::{Error, Result};
 pub use progress::{NoProgress, Progress};

@@ -1,0 +1,163 @@
+//! The vectors the HNSW search walks with: the decoder's unit rows rounded to float16.
+//!
+//! The search is bound by memory, not arithmetic: each step reads a whole row that is nowhere
+//! near the previous one (3 KiB at d_in 768). Float16 halves those bytes. The walk only uses these
+//! scores to steer; the cosines it reports are recomputed from the exact rows (`flat::search`).
+//! On the medium benchmark (24,576 × 768) this took the flat search from 1.8× to 3.5× faster than
+//! hnsw_rs, with the same recall (docs/BENCHMARKS.md).
+//!
+//! Like `vector::dot`, the float16 dot sums in 32 lanes with a fixed reduction order, and the
+//! AVX2 + F16C copy does the same operations in the same order, so the walk (and so the answer)
+//! does not depend on the machine's CPU.
+
+use super::flat::{prefetch_lines, Rows, Vectors};
+use half::f16;
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Unit rows as float16 bit patterns: row `f` is `bits[f * dim..(f + 1) * dim]`.
+pub(crate) struct HalfRows {
+    bits: Vec<u16>,
+    dim: usize,
+}
+
+impl HalfRows {
+    pub(crate) fn new(rows: Rows) -> HalfRows {
+        HalfRows {
+            bits: rows
+                .values
+                .par_iter()
+                .map(|v| f16::from_f32(*v).to_bits())
+                .collect(),
+            dim: rows.dim,
+        }
+    }
+
+    #[inline]
+    fn row(&self, f: u32) -> &[u16] {
+        let start = f as usize * self.dim;
+        &self.bits[start..start + self.dim]
+    }
+}
+
+impl Vectors for HalfRows {
+    #[inline]
+    fn score(&self, q: &[f32], f: u32) -> f32 {
+        dot_f16(q, self.row(f))
+    }
+
+    #[inline]
+    fn prefetch(&self, f: u32) {
+        prefetch_lines(self.row(f));
+    }
+
+    fn count(&self) -> usize {
+        self.bits.len().checked_div(self.dim).unwrap_or(0)
+    }
+}
+
+const LANES: usize = 32;
+
+/// `q · r` for a float16 row `r` (bit patterns; float16 → float32 is exact).
+#[inline]
+fn dot_f16(q: &[f32], r: &[u16]) -> f32 {
+    type DotF16 = fn(&[f32], &[u16]) -> f32;
+    static PICKED: OnceLock<DotF16> = OnceLock::new();
+    (PICKED.get_or_init(pick))(q, r)
+}
+
+fn pick() -> fn(&[f32], &[u16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
+        // SAFETY: the CPU supports AVX2 and F16C, checked just above.
+        return |q, r| unsafe { dot_f16_avx2(q, r) };
+    }
+    dot_f16_lanes
+}
+
+fn dot_f16_lanes(q: &[f32], r: &[u16]) -> f32 {
+    let n = q.len().min(r.len());
+    let (q, r) = (&q[..n], &r[..n]);
+    let mut acc = [0f32; LANES];
+    let (mut xs, mut hs) = (q.chunks_exact(LANES), r.chunks_exact(LANES));
+    for (x, h) in (&mut xs).zip(&mut hs) {
+        for i in 0..LANES {
+            acc[i] += x[i] * f16::from_bits(h[i]).to_f32();
+        }
+    }
+    let tail = tail_dot(xs.remainder(), hs.remainder());
+    // Fixed pairwise reduction order: 32 → 16 → … → 1.
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            acc[i] += acc[i + width];
+        }
+    }
+    acc[0] + tail
+}
+
+fn tail_dot(q: &[f32], r: &[u16]) -> f32 {
+    let mut tail = 0f32;
+    for (x, h) in q.iter().zip(r) {
+        tail += x * f16::from_bits(*h).to_f32();
+    }
+    tail
+}
+
+/// [`dot_f16_lanes`] with the 32 lanes in four AVX registers: lane `i` of register `r` is lane
+/// `8r + i` there, and the reduction halves the lanes in the same pairs (as `vector::dot_avx2`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+fn dot_f16_avx2(q: &[f32], r: &[u16]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = q.len().min(r.len());
+    let (q, r) = (&q[..n], &r[..n]);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let (mut xs, mut hs) = (q.chunks_exact(LANES), r.chunks_exact(LANES));
+    for (x, h) in (&mut xs).zip(&mut hs) {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: x and h hold LANES = 32 values, so 8i..8i+8 is in bounds for i < 4.
+            let (vx, vh) = unsafe {
+                (
+                    _mm256_loadu_ps(x.as_ptr().add(8 * i)),
+                    _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().add(8 * i).cast())),
+                )
+            };
+            *acc = _mm256_add_ps(*acc, _mm256_mul_ps(vx, vh));
+        }
+    }
+    let tail = tail_dot(xs.remainder(), hs.remainder());
+    let half = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    let four = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
+    let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
+    let one = _mm_add_ss(two, _mm_shuffle_ps(two, two, 1));
+    _mm_cvtss_f32(one) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn dot_f16_is_the_dot_with_the_rounded_row(pairs in proptest::collection::vec((-1f32..1.0, -1f32..1.0), 0..900)) {
+            let (q, r): (Vec<f32>, Vec<f32>) = pairs.into_iter().unzip();
+            let bits: Vec<u16> = r.iter().map(|v| f16::from_f32(*v).to_bits()).collect();
+            let want: f64 = q.iter().zip(&r).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            let scale: f64 = q.iter().zip(&r).map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs()).sum();
+            // float16 keeps 11 significant bits: each product is off by at most 2^-11 of itself.
+            prop_assert!((f64::from(dot_f16(&q, &bits)) - want).abs() <= 1e-3 * scale + 1e-5);
+        }
+
+        #[test]
+        fn every_dispatch_gives_the_same_bits(pairs in proptest::collection::vec((-1f32..1.0, -1f32..1.0), 0..900)) {
+            let (q, r): (Vec<f32>, Vec<u16>) = pairs
+                .into_iter()
+                .map(|(x, y)| (x, f16::from_f32(y).to_bits()))
+                .unzip();
+            prop_assert_eq!(dot_f16(&q, &r).to_bits(), dot_f16_lanes(&q, &r).to_bits());
+        }
+    }
+}
