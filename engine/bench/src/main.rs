@@ -19,7 +19,7 @@ use rng::Rng;
 use saedb_engine::encode::Encoder;
 use saedb_engine::formats::sae::load_sae;
 use saedb_engine::graph::ChainQuery;
-use saedb_engine::{default_search_breadth, FeatureRef, NoProgress, Store};
+use saedb_engine::{default_search_breadth, FeatureRef, IndexBuild, NoProgress, Store};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -236,7 +236,14 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
     if args.wants("storage") || args.wants("knn") {
         log("ingesting the dictionary (and building its HNSW index)");
         let t = Instant::now();
-        store.ingest_dictionary(dict, &corpus.dict_dir, &NoProgress)?;
+        // Without the kNN section nothing searches the index: defer its build (minutes at
+        // 131,072 features) so that storage-only runs measure storage.
+        let index = if args.wants("knn") {
+            IndexBuild::AtIngest
+        } else {
+            IndexBuild::OnFirstUse
+        };
+        store.ingest_dictionary_with(dict, &corpus.dict_dir, index, &NoProgress)?;
         put("ingest_dictionary_s", json!(t.elapsed().as_secs_f64()));
     }
     if args.wants("storage") {
@@ -416,6 +423,36 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
             }));
         }
         put("knn_breadth_sweep", json!(sweep));
+        // hnsw_rs's own search against saedb's flat search over the same graph, same queries,
+        // timed alike (search call only) in this run.
+        let breadth = default_search_breadth(10);
+        let cmp = store.compare_ann_searches(dict, &knn_features, 10, breadth)?;
+        let share_found = |found: &[Vec<u32>]| {
+            let hit: usize = found
+                .iter()
+                .zip(&truth)
+                .map(|(got, want)| want.iter().filter(|w| got.contains(w)).count())
+                .sum();
+            hit as f64 / truth.iter().map(Vec::len).sum::<usize>().max(1) as f64
+        };
+        let micros =
+            |v: &[f64]| percentiles(v.iter().map(|u| Duration::from_secs_f64(u / 1e6)).collect()).0;
+        let (theirs, ours) = (micros(&cmp.hnsw_rs_us), micros(&cmp.flat_us));
+        put(
+            "knn_search_vs_hnsw_rs",
+            json!({
+                "ef": breadth,
+                "hnsw_rs_p50_us": theirs,
+                "flat_p50_us": ours,
+                "flat_speedup_vs_hnsw_rs": theirs / ours.max(1e-3),
+                "hnsw_rs_recall_at_10": share_found(&cmp.hnsw_rs_found),
+                "flat_recall_at_10": share_found(&cmp.flat_found),
+            }),
+        );
+        log(&format!(
+            "search only, ef {breadth}: hnsw_rs p50 {theirs:.0} us, flat p50 {ours:.0} us ({:.1}x)",
+            theirs / ours.max(1e-3)
+        ));
     }
 
     if args.wants("encode") {
