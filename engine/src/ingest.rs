@@ -21,8 +21,8 @@ use std::time::Instant;
 /// Feature-major entries per block: small enough that a filtered scan reads little past what it
 /// needs, large enough that keys are a small share of the bytes.
 const FEATURE_BLOCK_ENTRIES: usize = 4096;
-/// Blocks are written (without the WAL) in batches of about this size; the commit flushes them
-/// to table files before its synced catalog write.
+/// Blocks are written in batches of about this size ahead of the synced commit: small enough
+/// that one batch's buffer is reused, not grown by doubling into fresh pages.
 const BATCH_BYTES: usize = 1 << 20;
 /// Dense rows encoded per candle matmul.
 const ENCODE_BATCH_ROWS: usize = 4096;

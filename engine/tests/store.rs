@@ -329,6 +329,14 @@ fn reopening_gives_the_same_answers() {
         s.set_label(&FeatureRef::new("L2", 5), "five").unwrap();
         answers(&s)
     };
+    // A clean close flushed the memtables: the write-ahead log has nothing left to replay.
+    let log_bytes: u64 = std::fs::read_dir(dir.path().join("db"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(log_bytes, 0, "write-ahead log after a clean close");
     let s = Store::open(dir.path()).unwrap();
     assert_eq!(answers(&s), before);
     assert!(s.has_ann_file("L2").unwrap(), "HNSW index persisted");
