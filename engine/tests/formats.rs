@@ -1531,13 +1531,16 @@ fn delphi_rows_across_read_steps() {
     }
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("many.safetensors");
-    write_st(
-        &p,
-        &[
-            ("locations", &i32s(&[n, 3], &loc)),
-            ("activations", &f32s(&[n], &act)),
-        ],
-    );
+    let write = |loc: &[i32], act: &[f32]| {
+        write_st(
+            &p,
+            &[
+                ("locations", &i32s(&[n, 3], loc)),
+                ("activations", &f32s(&[n], act)),
+            ],
+        )
+    };
+    write(&loc, &act);
     let l = read_latents(&p).unwrap();
     assert_eq!(l.len(), n);
     for j in 0..n {
@@ -1550,26 +1553,14 @@ fn delphi_rows_across_read_steps() {
         );
     }
     loc[3 * 50_000 + 1] = -4;
-    write_st(
-        &p,
-        &[
-            ("locations", &i32s(&[n, 3], &loc)),
-            ("activations", &f32s(&[n], &act)),
-        ],
-    );
+    write(&loc, &act);
     assert_msg(
         &err_string(read_latents(&p)),
         &["many.safetensors", "row 50000", "non-negative"],
     );
     loc[3 * 50_000 + 1] = 0;
     act[65_000] = f32::NAN;
-    write_st(
-        &p,
-        &[
-            ("locations", &i32s(&[n, 3], &loc)),
-            ("activations", &f32s(&[n], &act)),
-        ],
-    );
+    write(&loc, &act);
     assert_msg(
         &err_string(read_latents(&p)),
         &["many.safetensors", "NaN", "row 65000"],
