@@ -8,6 +8,7 @@
 mod flat;
 mod half;
 
+use crate::ingest::hash_path;
 use crate::keys::Tensor;
 use crate::read::check_limit;
 use crate::store::{poisoned, Decoder, Store};
@@ -19,7 +20,7 @@ use flat::{FlatGraph, Rows};
 use half::HalfRows;
 use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo, NoData, NoDist};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Links per node and construction breadth: with search ef 48, recall@10 is 1.000 at 24,576 and
@@ -160,6 +161,9 @@ impl Store {
         let base = Self::ann_basename(dict);
         hnsw.file_dump(&tmp, &base)
             .map_err(|e| Error::Storage(format!("writing HNSW index of dictionary {dict}: {e}")))?;
+        let sum = hash_path(&graph_path(&tmp, &base))?;
+        let sum_path = graph_sum_path(&tmp, &base);
+        std::fs::write(&sum_path, sum).map_err(|e| Error::io(&sum_path, e))?;
         let done = dir.join(&base);
         if done.exists() {
             std::fs::remove_dir_all(&done).map_err(|e| Error::io(&done, e))?;
@@ -173,15 +177,33 @@ impl Store {
     fn load_ann(&self, info: &DictionaryInfo) -> Result<Option<AnnIndex>> {
         let base = Self::ann_basename(info.id);
         let dir = self.ann_dir().join(&base);
-        if !dir.join(format!("{base}.hnsw.graph")).exists() {
+        let graph = graph_path(&dir, &base);
+        if !graph.exists() {
+            return Ok(None);
+        }
+        // hnsw_rs's loader unwraps its reads, so a damaged file would panic inside it: a dump
+        // carries the checksum of its graph file, and one that does not match is rebuilt.
+        // (Dumps written before the checksum have none; the panic guard below covers them.)
+        let sum_path = graph_sum_path(&dir, &base);
+        let sum = hash_path(&graph).ok();
+        let recorded = std::fs::read_to_string(&sum_path).ok();
+        if recorded
+            .as_ref()
+            .is_some_and(|want| sum.as_deref() != Some(want.trim()))
+        {
             return Ok(None);
         }
         // Only the links are needed: the search reads the decoder's rows.
         let mut io = HnswIo::new(&dir, &base);
-        let Ok(hnsw) = io.load_hnsw::<NoData, NoDist>() else {
+        let Some(hnsw) = load_links(&mut io) else {
             return Ok(None);
         };
-        Ok(AnnIndex::from_hnsw(&hnsw, self.decoder(info)?).ok())
+        let index = AnnIndex::from_hnsw(&hnsw, self.decoder(info)?).ok();
+        // An older dump that loads and fits gets its checksum now, so later damage is caught.
+        if let (None, Some(sum), Some(_), false) = (&recorded, &sum, &index, self.read_only) {
+            let _ = std::fs::write(&sum_path, sum);
+        }
+        Ok(index)
     }
 
     pub(crate) fn ann(&self, info: &DictionaryInfo) -> Result<Arc<AnnIndex>> {
@@ -210,11 +232,7 @@ impl Store {
     pub fn has_ann_file(&self, dict: &str) -> Result<bool> {
         let info = self.dictionary(dict)?;
         let base = Self::ann_basename(info.id);
-        Ok(self
-            .ann_dir()
-            .join(&base)
-            .join(format!("{base}.hnsw.graph"))
-            .exists())
+        Ok(graph_path(&self.ann_dir().join(&base), &base).exists())
     }
 
     /// A dictionary's decoder rows, loaded once.
@@ -410,6 +428,28 @@ fn timed_searches(
 /// 48) — callers who want that trade use `neighbours_with_breadth` (docs/BENCHMARKS.md).
 pub fn default_search_breadth(k: usize) -> usize {
     (4 * k).max(48)
+}
+
+/// hnsw_rs's reload of the links alone, with a panic inside it (it unwraps its reads) turned
+/// into `None`, like any other failure: the index is then rebuilt.
+fn load_links(io: &mut HnswIo) -> Option<Hnsw<'_, NoData, NoDist>> {
+    let io = std::panic::AssertUnwindSafe(io);
+    std::panic::catch_unwind(move || {
+        let whole = io; // the wrapper, not its field (closures capture fields)
+        whole.0.load_hnsw::<NoData, NoDist>().ok()
+    })
+    .ok()
+    .flatten()
+}
+
+/// The graph file of a dump: all that a reload reads.
+fn graph_path(dir: &Path, base: &str) -> PathBuf {
+    dir.join(format!("{base}.hnsw.graph"))
+}
+
+/// The checksum of the graph file, written beside it (`hash_path`'s xxh3-128, in hex).
+fn graph_sum_path(dir: &Path, base: &str) -> PathBuf {
+    dir.join(format!("{base}.hnsw.graph.xxh3"))
 }
 
 /// Drops the query feature itself, orders by cosine (then index), keeps `k`.
