@@ -27,8 +27,8 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Dense rows encoded per candle matmul.
 const ENCODE_BATCH_ROWS: usize = 4096;
 
-/// One activation to store: (doc, pos, feature, value).
-type Entry = (u32, u32, u32, f32);
+/// One activation to store: (doc, pos, feature, value) — what the delphi reader produces.
+type Entry = formats::delphi::LatentEntry;
 
 impl Store {
     /// Ingests an SAE dictionary (SAELens folder, sparsify folder, Gemma Scope params.npz or
@@ -457,11 +457,10 @@ impl Store {
                 batch = self.flush_if_large(batch)?;
             }
         }
-        self.write_blocks(batch)?;
         progress.finish();
 
-        // The commit batch: merged statistics and the catalog that makes all of it visible.
-        let mut batch = WriteBatch::default();
+        // The commit batch: the last blocks, merged statistics and the catalog that makes all of
+        // it visible.
         for (feature, mut rec) in stats {
             if let Some(old) = self.stats_record(dict, feature)? {
                 rec.merge(&old);
