@@ -461,11 +461,8 @@ impl Store {
 
         // The commit batch: the last blocks, merged statistics and the catalog that makes all of
         // it visible.
-        for (feature, mut rec) in stats {
-            if let Some(old) = self.stats_record(dict, feature)? {
-                rec.merge(&old);
-            }
-            batch.put_cf(self.cf(CF_STATS), feature_key(dict, feature), rec.encode());
+        for (feature, rec) in stats {
+            batch.merge_cf(self.cf(CF_STATS), feature_key(dict, feature), rec);
         }
         let mut catalog = self.catalog().clone();
         let d = catalog
@@ -548,6 +545,8 @@ impl Store {
 
 /// A RocksDB key and the encoded block stored under it.
 type Block = ([u8; 16], Vec<u8>);
+/// A feature and its statistics record over one ingest, encoded: a merge operand.
+type StatsOperand = (u32, Vec<u8>);
 
 /// One token block per document of `entries` (sorted by doc, pos, feature).
 fn token_major_blocks(dict: u32, ingest_id: u32, entries: &[Entry]) -> Vec<Block> {
@@ -565,24 +564,26 @@ fn token_major_blocks(dict: u32, ingest_id: u32, entries: &[Entry]) -> Vec<Block
 }
 
 /// Feature blocks of at most FEATURE_BLOCK_ENTRIES per feature of `entries` (sorted by doc,
-/// pos, feature), in key order, and each feature's statistics over them.
+/// pos, feature), in key order, and each feature's statistics over them, encoded (the merge
+/// operands of its statistics record).
 fn feature_major_blocks(
     dict: u32,
     ingest_id: u32,
     d_sae: u32,
     entries: &[Entry],
-) -> (Vec<Block>, Vec<(u32, StatsRecord)>) {
+) -> (Vec<Block>, Vec<StatsOperand>) {
     let (grouped, start) = group_by_feature(entries, d_sae);
     let features: Vec<u32> = (0..d_sae)
         .filter(|&f| start[f as usize] < start[f as usize + 1])
         .collect();
-    let per_feature: Vec<(Vec<Block>, (u32, StatsRecord))> = features
+    let per_feature: Vec<(Vec<Block>, StatsOperand)> = features
         .into_par_iter()
         .map(|feature| {
             let run = &grouped[start[feature as usize]..start[feature as usize + 1]];
             let mut rec = StatsRecord::new();
             rec.add_all(run.iter().copied());
             rec.truncate_top();
+            let rec = rec.encode();
             let blocks = run
                 .chunks(FEATURE_BLOCK_ENTRIES)
                 .enumerate()

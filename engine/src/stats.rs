@@ -124,7 +124,8 @@ impl StatsRecord {
         self.top.sort_unstable_by(top_order);
     }
 
-    pub fn merge(&mut self, other: &StatsRecord) {
+    /// Adds `other`'s counters and its top entries, leaving the top list to be cut.
+    fn absorb(&mut self, other: &StatsRecord) {
         if other.count == 0 {
             return;
         }
@@ -137,7 +138,28 @@ impl StatsRecord {
             *a += b;
         }
         self.top.extend_from_slice(&other.top);
-        self.truncate_top();
+        if self.top.len() >= 4 * TOP_KEPT {
+            self.cut_top();
+        }
+    }
+
+    /// Merges encoded records: `existing`, if any, with every operand — RocksDB's merge operator
+    /// on the statistics column family, so that an ingest writes its own records as operands
+    /// instead of reading, merging and rewriting every record it touches. Any order of the same
+    /// records gives the same record (up to the rounding of `sum`).
+    pub fn merge_encoded<'a>(
+        existing: Option<&[u8]>,
+        operands: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Vec<u8>> {
+        let mut acc = match existing {
+            Some(bytes) => StatsRecord::decode(bytes)?,
+            None => StatsRecord::new(),
+        };
+        for op in operands {
+            acc.absorb(&StatsRecord::decode(op)?);
+        }
+        acc.truncate_top();
+        Ok(acc.encode())
     }
 
     pub fn mean(&self) -> f64 {
@@ -323,7 +345,10 @@ mod tests {
         one.truncate_top();
         a.truncate_top();
         b.truncate_top();
-        a.merge(&b);
+        let a = StatsRecord::decode(
+            &StatsRecord::merge_encoded(Some(&a.encode()), [b.encode().as_slice()]).unwrap(),
+        )
+        .unwrap();
         assert_eq!(a.count, one.count);
         assert_eq!(a.histogram, one.histogram);
         assert_eq!(a.top, one.top);

@@ -22,7 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The on-disk format this build reads and writes. Bump it on any incompatible change.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3 writes statistics as RocksDB merge operands, which builds that know no merge
+/// operator cannot read.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// Older versions this build opens: version 2 stores hold whole statistics records, which are
+/// valid version 3 records; a writable open records version 3 before anything else is written.
+const UPGRADABLE_VERSIONS: [u32; 1] = [2];
 
 /// A saedb store. `Send + Sync`: share it between threads behind an `Arc`; reads run
 /// concurrently, ingests are serialised.
@@ -205,6 +211,12 @@ impl Store {
                 message: "not a saedb store (no format version recorded)".into(),
             })?;
         let found = u32::from_be_bytes(bytes);
+        if UPGRADABLE_VERSIONS.contains(&found) {
+            if !self.read_only {
+                self.put_meta(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes(), true)?;
+            }
+            return Ok(());
+        }
         if found != FORMAT_VERSION {
             return Err(Error::Store {
                 path: self.path.clone(),
@@ -469,8 +481,19 @@ fn cf_options(name: &str) -> Options {
         b.set_block_size(32 * 1024);
         o.set_block_based_table_factory(&b);
     }
+    if name == CF_STATS {
+        // Ingests write their statistics as merge operands; RocksDB folds them into the stored
+        // record on reads and compactions. A record that does not decode fails the merge, and
+        // RocksDB reports the key as corrupt.
+        o.set_merge_operator_associative(STATS_MERGE_OPERATOR, |_key, existing, operands| {
+            crate::stats::StatsRecord::merge_encoded(existing, operands).ok()
+        });
+    }
     o
 }
+
+/// The name RocksDB records for the statistics merge operator (format version 3 on).
+const STATS_MERGE_OPERATOR: &str = "saedb.stats.v1";
 
 fn is_empty_dir(path: &Path) -> bool {
     path.is_dir()

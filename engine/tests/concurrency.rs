@@ -190,3 +190,51 @@ fn a_store_of_another_format_version_is_refused_with_advice() {
     set_format_version(dir.path(), saedb_engine::FORMAT_VERSION);
     assert!(Store::open(dir.path()).is_ok());
 }
+
+/// Version 2 stores (whole statistics records, no merge operands) are read as they are, and a
+/// writable open records version 3, so that a version 2 build then refuses the store instead of
+/// failing on merge operands it cannot fold.
+#[test]
+fn a_version_2_store_is_read_and_upgraded_on_a_writable_open() {
+    assert_eq!(saedb_engine::FORMAT_VERSION, 3);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::create_or_open(dir.path()).unwrap();
+        load_minilm(&store, &fixtures(), &["L2"], true, &["L2"]);
+        // Folded into whole records, as a version 2 build stores them.
+        store.compact().unwrap();
+    }
+    set_format_version(dir.path(), 2);
+    let before = Store::open_read_only(dir.path())
+        .unwrap()
+        .feature_stats(&FeatureRef::new("L2", 7))
+        .unwrap();
+    assert_eq!(
+        recorded_version(dir.path()),
+        2,
+        "a read-only open writes nothing"
+    );
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(recorded_version(dir.path()), 3);
+    assert_eq!(
+        store.feature_stats(&FeatureRef::new("L2", 7)).unwrap(),
+        before
+    );
+    assert!(store.check().unwrap().is_ok());
+}
+
+/// The format version a store records, read with a RocksDB handle of its own.
+fn recorded_version(store_dir: &Path) -> u32 {
+    let db = rocksdb::DB::open_cf_for_read_only(
+        &rocksdb::Options::default(),
+        store_dir.join("db"),
+        ["meta"],
+        false,
+    )
+    .unwrap();
+    let v = db
+        .get_cf(db.cf_handle("meta").unwrap(), b"format_version")
+        .unwrap()
+        .unwrap();
+    u32::from_be_bytes(v.as_slice().try_into().unwrap())
+}

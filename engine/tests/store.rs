@@ -718,3 +718,85 @@ fn damaged_index_dumps_are_rebuilt() {
         assert!(sum.exists(), "{what}: checksum written");
     }
 }
+
+/// Writes `rows` as a delphi latents file (int32 locations [n, 3], float32 activations [n]).
+fn write_latents_file(path: &Path, rows: &[Row]) {
+    use safetensors::{tensor::TensorView, Dtype};
+    let loc: Vec<u8> = rows
+        .iter()
+        .flat_map(|r| [r.0 as i32, r.1 as i32, r.2 as i32])
+        .flat_map(i32::to_le_bytes)
+        .collect();
+    let act: Vec<u8> = rows.iter().flat_map(|r| r.3.to_le_bytes()).collect();
+    let tensors = [
+        (
+            "locations",
+            TensorView::new(Dtype::I32, vec![rows.len(), 3], &loc).unwrap(),
+        ),
+        (
+            "activations",
+            TensorView::new(Dtype::F32, vec![rows.len()], &act).unwrap(),
+        ),
+    ];
+    safetensors::serialize_to_file(tensors, &None, path).unwrap();
+}
+
+/// Statistics merged over many ingests (RocksDB merge operands, folded on read and on
+/// compaction) against brute force over all of them: the L2 latents split by document into five
+/// files, ingested out of order, checked while operands are pending, after a reopen, and after
+/// compaction folded them.
+#[test]
+fn statistics_merged_over_many_ingests_match_brute_force() {
+    let fx = fixtures();
+    let raw = read_raw_latents(&fx.join("latents_L2.safetensors"));
+    let dir = tempfile::tempdir().unwrap();
+    let parts: Vec<PathBuf> = (0..5u32)
+        .map(|part| {
+            let rows: Vec<Row> = raw
+                .rows
+                .iter()
+                .filter(|r| (r.0.wrapping_mul(2_654_435_761) >> 7) % 5 == part)
+                .copied()
+                .collect();
+            assert!(!rows.is_empty());
+            let path = dir.path().join(format!("part{part}.safetensors"));
+            write_latents_file(&path, &rows);
+            path
+        })
+        .collect();
+    let store_dir = dir.path().join("store");
+    let store = Store::create_or_open(&store_dir).unwrap();
+    load_minilm(&store, &fx, &["L2"], true, &[]);
+    for i in [3, 0, 4, 1, 2] {
+        store.ingest_latents("L2", &parts[i], &NoProgress).unwrap();
+    }
+    let compare = |store: &Store, when: &str| {
+        for feature in 0..512u32 {
+            let want = brute_top(&raw, feature);
+            let f = FeatureRef::new("L2", feature);
+            let s = store.feature_stats(&f).unwrap();
+            assert_eq!(s.count, want.len() as u64, "count of L2/{feature} {when}");
+            let sum: f64 = want.iter().map(|a| f64::from(a.2)).sum();
+            if let Some(top) = want.first() {
+                assert_eq!(s.max, top.2, "max of L2/{feature} {when}");
+                let mean = sum / want.len() as f64;
+                assert!((s.mean - mean).abs() <= 1e-9 * mean.abs().max(1.0));
+            }
+            let got: Vec<(u32, u32, f32)> = store
+                .top_activations(&f, 200, None)
+                .unwrap()
+                .iter()
+                .map(|a| (a.doc, a.pos, a.value))
+                .collect();
+            let want: Vec<_> = want.into_iter().take(200).collect();
+            assert_eq!(got, want, "top of L2/{feature} {when}");
+        }
+    };
+    compare(&store, "with merge operands pending");
+    drop(store);
+    let store = Store::open(&store_dir).unwrap();
+    compare(&store, "after reopening");
+    store.compact().unwrap();
+    compare(&store, "after compaction");
+    assert!(store.check().unwrap().is_ok());
+}
