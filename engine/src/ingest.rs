@@ -21,9 +21,6 @@ use std::time::Instant;
 /// Feature-major entries per block: small enough that a filtered scan reads little past what it
 /// needs, large enough that keys are a small share of the bytes.
 const FEATURE_BLOCK_ENTRIES: usize = 4096;
-/// Blocks are written in batches of about this size ahead of the synced commit: small enough
-/// that one batch's buffer is reused, not grown by doubling into fresh pages.
-const BATCH_BYTES: usize = 1 << 20;
 /// Dense rows encoded per candle matmul.
 const ENCODE_BATCH_ROWS: usize = 4096;
 
@@ -442,25 +439,19 @@ impl Store {
             || feature_major_blocks(dict, ingest_id, info.d_sae, &entries),
         );
         progress.finish();
-        progress.start(
-            "writing blocks",
-            (token_blocks.len() + feature_blocks.len()) as u64,
+        progress.start("writing blocks", 0);
+        let (token_written, feature_written) = rayon::join(
+            || self.ingest_blocks(CF_TOKEN_MAJOR, ingest_id, as_slices(&token_blocks)),
+            || self.ingest_blocks(CF_FEATURE_MAJOR, ingest_id, as_slices(&feature_blocks)),
         );
-        let mut batch = WriteBatch::default();
-        for (cf, blocks) in [
-            (CF_TOKEN_MAJOR, token_blocks),
-            (CF_FEATURE_MAJOR, feature_blocks),
-        ] {
-            for (key, block) in blocks {
-                batch.put_cf(self.cf(cf), key, block);
-                progress.advance(1);
-                batch = self.flush_if_large(batch)?;
-            }
-        }
+        self.remove_ingest_dir();
+        token_written?;
+        feature_written?;
+        drop((token_blocks, feature_blocks));
         progress.finish();
 
-        // The commit batch: the last blocks, merged statistics and the catalog that makes all of
-        // it visible.
+        // The commit batch: the statistics operands and the catalog that makes it all visible.
+        let mut batch = WriteBatch::default();
         for (feature, rec) in stats {
             batch.merge_cf(self.cf(CF_STATS), feature_key(dict, feature), rec);
         }
@@ -482,14 +473,6 @@ impl Store {
         ));
         self.commit_with_catalog(batch, catalog)?;
         Ok(entries.len() as u64)
-    }
-
-    fn flush_if_large(&self, batch: WriteBatch) -> Result<WriteBatch> {
-        if batch.size_in_bytes() < BATCH_BYTES {
-            return Ok(batch);
-        }
-        self.write_blocks(batch)?;
-        Ok(WriteBatch::default())
     }
 
     /// When documents are stored, every activation must sit on a stored token.
@@ -545,6 +528,10 @@ impl Store {
 
 /// A RocksDB key and the encoded block stored under it.
 type Block = ([u8; 16], Vec<u8>);
+fn as_slices(blocks: &[Block]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    blocks.iter().map(|(k, b)| (k.as_slice(), b.as_slice()))
+}
+
 /// A feature and its statistics record over one ingest, encoded: a merge operand.
 type StatsOperand = (u32, Vec<u8>);
 

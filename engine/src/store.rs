@@ -13,7 +13,7 @@ use crate::types::*;
 use crate::{Error, Result};
 use rocksdb::{
     BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, FlushOptions,
-    Options, WriteBatch, WriteOptions, DB,
+    IngestExternalFileOptions, Options, SstFileWriter, WriteBatch, WriteOptions, DB,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -191,6 +191,9 @@ impl Store {
             caches: Caches::default(),
             commit_seq: AtomicU64::new(0),
         };
+        if !read_only {
+            store.remove_ingest_dir();
+        }
         if creating {
             store.put_meta(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes(), true)?;
             store.write_catalog_alone(&Catalog::default())?;
@@ -284,11 +287,43 @@ impl Store {
         Ok(())
     }
 
-    /// Writes an ingest's data ahead of its commit (logged, not synced: the synced commit that
-    /// follows covers it).
-    pub(crate) fn write_blocks(&self, batch: WriteBatch) -> Result<()> {
-        self.db.write(batch)?;
-        Ok(())
+    /// Removes the folder table files are built in, with anything a crash left there.
+    pub(crate) fn remove_ingest_dir(&self) {
+        let _ = std::fs::remove_dir_all(self.path.join(INGEST_DIR));
+    }
+
+    /// Writes an ingest's blocks of one column family (in key order, under the ingest's fresh
+    /// id) as table files and hands them to RocksDB, ahead of the synced commit that makes them
+    /// visible. Through a write batch every block was written three times — log, memtable
+    /// flush, then compaction — by one thread; table files are built by one thread per column
+    /// family, written once, and RocksDB files them at the lowest level their keys leave free
+    /// (for token blocks of new documents, the bottom one: never compacted again). A crash
+    /// before the commit leaves orphan blocks, as any interrupted ingest does.
+    pub(crate) fn ingest_blocks<'a>(
+        &self,
+        cf: &str,
+        ingest_id: u32,
+        blocks: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Result<()> {
+        let dir = self.path.join(INGEST_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut files = Vec::new();
+        let written = write_table_files(&dir, cf, ingest_id, blocks, &mut files);
+        let ingested = written.and_then(|()| {
+            if files.is_empty() {
+                return Ok(());
+            }
+            let mut io = IngestExternalFileOptions::default();
+            io.set_move_files(true);
+            Ok(self
+                .db
+                .ingest_external_file_cf_opts(self.cf(cf), &io, files.clone())?)
+        });
+        for f in &files {
+            // Moved into the database (hard-linked) or abandoned: the name here is not needed.
+            let _ = std::fs::remove_file(f);
+        }
+        ingested
     }
 
     /// Allocates an ingest id and makes it durable before any data is written under it, so that
@@ -494,6 +529,51 @@ fn cf_options(name: &str) -> Options {
 
 /// The name RocksDB records for the statistics merge operator (format version 3 on).
 const STATS_MERGE_OPERATOR: &str = "saedb.stats.v1";
+
+/// Where an ingest builds its table files (`<store>/ingest`), emptied when a store opens for
+/// writing: files left there by a crash were never part of the database.
+const INGEST_DIR: &str = "ingest";
+/// A table file of blocks is closed and another begun past this size, so that compactions of
+/// one large ingest's blocks work on bounded files.
+const TABLE_FILE_BYTES: u64 = 128 << 20;
+
+/// Writes `blocks` (in key order) to table files under `dir`, pushing each file's path to `files`
+/// as it is created (so the caller removes even a half-written one).
+fn write_table_files<'a>(
+    dir: &Path,
+    cf: &str,
+    ingest_id: u32,
+    blocks: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    files: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let opts = cf_options(cf);
+    let mut writer: Option<SstFileWriter> = None;
+    for (key, block) in blocks {
+        let full = writer
+            .as_ref()
+            .is_some_and(|w| w.file_size() >= TABLE_FILE_BYTES);
+        if full {
+            if let Some(mut w) = writer.take() {
+                w.finish()?;
+            }
+        }
+        let w = match &mut writer {
+            Some(w) => w,
+            None => {
+                let path = dir.join(format!("{ingest_id}-{cf}-{}.sst", files.len()));
+                let w = SstFileWriter::create(&opts);
+                files.push(path.clone());
+                w.open(&path)?;
+                writer.insert(w)
+            }
+        };
+        w.put(key, block)?;
+    }
+    if let Some(mut w) = writer {
+        w.finish()?;
+    }
+    Ok(())
+}
 
 fn is_empty_dir(path: &Path) -> bool {
     path.is_dir()
