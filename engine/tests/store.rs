@@ -798,7 +798,11 @@ fn statistics_merged_over_many_ingests_match_brute_force() {
     assert!(!store_dir.join("ingest").exists());
     drop(store);
     std::fs::create_dir(store_dir.join("ingest")).unwrap();
-    std::fs::write(store_dir.join("ingest/9-token_major-0.sst"), b"half-written").unwrap();
+    std::fs::write(
+        store_dir.join("ingest/9-token_major-0.sst"),
+        b"half-written",
+    )
+    .unwrap();
     let store = Store::open(&store_dir).unwrap();
     assert!(!store_dir.join("ingest").exists());
     compare(&store, "after reopening");
