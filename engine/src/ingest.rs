@@ -190,9 +190,11 @@ impl Store {
         path: &Path,
         progress: &dyn Progress,
     ) -> Result<IngestReport> {
-        let (_writer, started, info, hash) = self.begin_activations("latents", dict, path)?;
+        let (_writer, started, info) = self.begin_activations(dict)?;
         progress.start("reading latents", 0);
-        let (entries, _) = formats::delphi::read_latent_entries(path)?;
+        let ((entries, _), hash) = self.read_new_input("latents", dict, path, || {
+            formats::delphi::read_latent_entries(path)
+        })?;
         progress.finish();
         if let Some((row, e)) = entries
             .par_iter()
@@ -221,9 +223,11 @@ impl Store {
         path: &Path,
         progress: &dyn Progress,
     ) -> Result<IngestReport> {
-        let (_writer, started, info, hash) = self.begin_activations("activations", dict, path)?;
+        let (_writer, started, info) = self.begin_activations(dict)?;
         progress.start("reading activations", 0);
-        let dense = formats::dense::read_dense(path)?;
+        let (dense, hash) = self.read_new_input("activations", dict, path, || {
+            formats::dense::read_dense(path)
+        })?;
         progress.finish();
         if dense.d_in != info.d_in as usize {
             return Err(Error::bad_input(
@@ -347,26 +351,32 @@ impl Store {
         })
     }
 
-    /// What every activation ingest does first: take the writer lock, resolve the dictionary,
-    /// hash the input and refuse a file already ingested into it.
+    /// What every activation ingest does first: take the writer lock, resolve the dictionary.
     fn begin_activations(
         &self,
-        kind: &str,
         dict: &str,
-        path: &Path,
-    ) -> Result<(
-        std::sync::MutexGuard<'_, ()>,
-        Instant,
-        DictionaryInfo,
-        String,
-    )> {
+    ) -> Result<(std::sync::MutexGuard<'_, ()>, Instant, DictionaryInfo)> {
         self.ensure_writable()?;
         let writer = self.writer.lock().map_err(|_| poisoned())?;
         let started = Instant::now();
         let info = self.catalog().dict(dict)?.clone();
-        let hash = hash_path(path)?;
+        Ok((writer, started, info))
+    }
+
+    /// Reads an activations input with `read` while hashing its bytes (a pass of its own over
+    /// the file, run beside the read), and refuses a file already ingested into `dict` before
+    /// any error of the read is reported.
+    fn read_new_input<T: Send>(
+        &self,
+        kind: &str,
+        dict: &str,
+        path: &Path,
+        read: impl FnOnce() -> Result<T> + Send,
+    ) -> Result<(T, String)> {
+        let (hash, data) = rayon::join(|| hash_path(path), read);
+        let hash = hash?;
         self.refuse_repeat(kind, dict, path, &hash)?;
-        Ok((writer, started, info, hash))
+        Ok((data?, hash))
     }
 
     fn refuse_repeat(&self, kind: &str, dict: &str, path: &Path, hash: &str) -> Result<()> {

@@ -811,6 +811,43 @@ fn delphi_single_file_fixture() {
     assert!(l.value.iter().all(|v| *v > 0.0));
 }
 
+/// Rows are checked in parallel tasks within steps of many rows: the error still names the
+/// first bad row of the file, not whichever a task found first.
+#[test]
+fn delphi_bad_rows_far_into_a_file_are_named_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("big.safetensors");
+    let n = 200_000usize;
+    let mut loc: Vec<i32> = (0..n)
+        .flat_map(|i| [(i / 1000) as i32, (i % 1000) as i32, 7])
+        .collect();
+    // Bad rows in different parallel tasks of one step (65,536 rows) and in a later step: the
+    // first in file order must be reported.
+    for (row, latent) in [(150_001usize, -1), (190_000, -5), (131_073, 99_999)] {
+        loc[3 * row + 2] = latent;
+    }
+    let act = f32s(&[n], &vec![1.0; n]);
+    let name = "0_99.safetensors";
+    let split = d.path().join(name);
+    write_st(
+        &split,
+        &[("locations", &i32s(&[n, 3], &loc)), ("activations", &act)],
+    );
+    assert_msg(
+        &err_string(read_latents(&split)),
+        &[name, "row 131073", "latent 99999", "0..=99"],
+    );
+    loc[3 * 131_073 + 2] = 7;
+    write_st(
+        &p,
+        &[("locations", &i32s(&[n, 3], &loc)), ("activations", &act)],
+    );
+    assert_msg(
+        &err_string(read_latents(&p)),
+        &["big.safetensors", "row 150001", "non-negative"],
+    );
+}
+
 #[test]
 fn delphi_bad_inputs() {
     let d = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 use super::raw::{first_non_finite, shape_str};
 use super::st::StFile;
 use crate::{Error, Result};
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// The token ids a delphi cache was computed on: `[n_seq, ctx]` row-major.
@@ -138,7 +139,9 @@ pub(crate) type LatentEntry = (u32, u32, u32, f32);
 
 /// Rows of `locations` and `activations` decoded per step: the tensors are streamed, so that a
 /// file costs its entries' memory and a few hundred KiB, not three times that.
-const ROWS_PER_STEP: usize = 1 << 15;
+const ROWS_PER_STEP: usize = 1 << 16;
+/// Rows one parallel task checks and converts.
+const ROWS_PER_TASK: usize = 1 << 12;
 
 /// The entries of a delphi cache (see [`read_latents`]) in file order, validated row by row but
 /// neither sorted nor checked for duplicates: the caller sorts them anyway.
@@ -249,10 +252,31 @@ fn read_split(file: &Path, start: u64, end: u64, out: &mut Entries) -> Result<()
         if let Some((i, x)) = first_non_finite(&act) {
             return Err(bad(format!("'activations' holds {x} at row {}", first + i)));
         }
-        for (i, (l, v)) in loc.chunks_exact(3).zip(&act).enumerate() {
-            let (s, p, f) =
-                location(l, first + i, start, end, out.tokens.as_ref()).map_err(&bad)?;
-            out.rows.push((s, p, (start + f) as u32, *v));
+        // Rows are checked and converted in parallel, in place: the reader is the one serial
+        // pass over the input before the ingest's parallel work.
+        let base = out.rows.len();
+        out.rows.resize(base + m, (0, 0, 0, 0.0));
+        let tokens = out.tokens.as_ref();
+        let problem = out.rows[base..]
+            .par_chunks_mut(ROWS_PER_TASK)
+            .zip(loc.par_chunks(3 * ROWS_PER_TASK))
+            .zip(act.par_chunks(ROWS_PER_TASK))
+            .enumerate()
+            .find_map_first(|(task, ((rows, loc), act))| {
+                for (i, (row, (l, v))) in rows
+                    .iter_mut()
+                    .zip(loc.chunks_exact(3).zip(act))
+                    .enumerate()
+                {
+                    match location(l, first + task * ROWS_PER_TASK + i, start, end, tokens) {
+                        Ok((s, p, f)) => *row = (s, p, (start + f) as u32, *v),
+                        Err(e) => return Some(e),
+                    }
+                }
+                None
+            });
+        if let Some(e) = problem {
+            return Err(bad(e));
         }
         first += m;
     }
