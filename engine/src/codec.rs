@@ -19,7 +19,7 @@ pub fn stored_value(v: f32) -> f32 {
 /// bit, then the value in 32 bits.
 const RICE_ESCAPE: u32 = 16;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;

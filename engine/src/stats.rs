@@ -2,8 +2,10 @@
 //! them never scans the corpus. Records of separate ingests merge exactly: counts and sums add,
 //! histograms use fixed log-spaced bins, top lists merge and truncate.
 
+use crate::codec::put_varint;
 use crate::types::{HistogramBin, HISTOGRAM_BINS};
 use crate::{Error, Result};
+use half::f16;
 use std::cmp::Ordering;
 
 /// How many top activations are materialised per feature.
@@ -182,68 +184,81 @@ impl StatsRecord {
             .collect()
     }
 
-    /// Bytes: `count u64 LE | sum f64 LE | max f32 LE | n_bins u8 | (bin u8, count u64 LE)* |
-    /// n_top u16 LE | (doc u32 LE, pos u32 LE, value f32 LE)*`.
+    /// Bytes (format version 3; docs/ARCHITECTURE.md): `varint count | sum f64 LE | max f32 LE |
+    /// n_bins u8 | (bin u8, varint count)* | varint n_top | kind u8 | per top entry, in top
+    /// order: varint zigzag(bits − previous bits), varint doc, varint pos`. `kind` 0: values are
+    /// float16 bits (every stored activation is), 1: float32 bits. Top entries come by falling
+    /// value, so the value steps are small; about 5 bytes an entry instead of 12.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + 12 * self.top.len());
-        out.extend_from_slice(&self.count.to_le_bytes());
+        let mut out = Vec::with_capacity(64 + 6 * self.top.len());
+        put_varint(&mut out, self.count);
         out.extend_from_slice(&self.sum.to_le_bytes());
         out.extend_from_slice(&self.max.to_le_bytes());
-        let bins: Vec<(usize, u64)> = self
-            .histogram
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(_, c)| *c > 0)
-            .collect();
-        out.push(bins.len() as u8);
-        for (b, c) in bins {
-            out.push(b as u8);
-            out.extend_from_slice(&c.to_le_bytes());
+        let bins = self.histogram.iter().filter(|c| **c > 0).count();
+        out.push(bins as u8);
+        for (bin, &count) in self.histogram.iter().enumerate().filter(|(_, c)| **c > 0) {
+            out.push(bin as u8);
+            put_varint(&mut out, count);
         }
-        out.extend_from_slice(&(self.top.len() as u16).to_le_bytes());
-        for &(d, p, v) in &self.top {
-            out.extend_from_slice(&d.to_le_bytes());
-            out.extend_from_slice(&p.to_le_bytes());
-            out.extend_from_slice(&v.to_le_bytes());
+        put_varint(&mut out, self.top.len() as u64);
+        let half = self
+            .top
+            .iter()
+            .all(|t| f16::from_f32(t.2).to_f32().to_bits() == t.2.to_bits());
+        out.push(if half { VALUES_F16 } else { VALUES_F32 });
+        let mut prev = 0i64;
+        for &(doc, pos, v) in &self.top {
+            let bits = if half {
+                i64::from(f16::from_f32(v).to_bits())
+            } else {
+                i64::from(v.to_bits())
+            };
+            put_varint(&mut out, zigzag(bits - prev));
+            prev = bits;
+            put_varint(&mut out, u64::from(doc));
+            put_varint(&mut out, u64::from(pos));
         }
         out
     }
 
     pub fn decode(buf: &[u8]) -> Result<StatsRecord> {
-        let mut at = 0usize;
-        let mut take = |n: usize| -> Result<&[u8]> {
-            let s = buf
-                .get(at..at + n)
-                .ok_or_else(|| Error::Corrupt("stats record truncated".into()))?;
-            at += n;
-            Ok(s)
-        };
-        let count = u64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
-        let sum = f64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
-        let max = f32::from_le_bytes(take(4)?.try_into().unwrap_or_default());
+        let mut r = RecordReader { buf, at: 0 };
+        let count = r.varint()?;
+        let sum = f64::from_le_bytes(r.array()?);
+        let max = f32::from_le_bytes(r.array()?);
         let mut histogram = vec![0u64; HISTOGRAM_BINS];
-        let n_bins = take(1)?[0] as usize;
-        for _ in 0..n_bins {
-            let b = take(1)?[0] as usize;
-            let c = u64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
+        for _ in 0..r.byte()? {
+            let bin = usize::from(r.byte()?);
             *histogram
-                .get_mut(b)
-                .ok_or_else(|| Error::Corrupt("stats histogram bin out of range".into()))? = c;
+                .get_mut(bin)
+                .ok_or_else(|| corrupt("histogram bin out of range"))? = r.varint()?;
         }
-        let n_top = u16::from_le_bytes(take(2)?.try_into().unwrap_or_default()) as usize;
-        let mut top = Vec::with_capacity(n_top);
+        let n_top = r.varint()?;
+        if n_top > TOP_KEPT as u64 {
+            return Err(corrupt("top list longer than kept"));
+        }
+        let half = match r.byte()? {
+            VALUES_F16 => true,
+            VALUES_F32 => false,
+            _ => return Err(corrupt("unknown value kind")),
+        };
+        let mut top = Vec::with_capacity(n_top as usize);
+        let mut prev = 0i64;
         for _ in 0..n_top {
-            let e = take(12)?;
-            let u = |i: usize| [e[i], e[i + 1], e[i + 2], e[i + 3]];
-            top.push((
-                u32::from_le_bytes(u(0)),
-                u32::from_le_bytes(u(4)),
-                f32::from_le_bytes(u(8)),
-            ));
+            let bits = prev + unzigzag(r.varint()?);
+            prev = bits;
+            let value = if half {
+                f16::from_bits(u16::try_from(bits).map_err(|_| corrupt("value out of range"))?)
+                    .to_f32()
+            } else {
+                f32::from_bits(u32::try_from(bits).map_err(|_| corrupt("value out of range"))?)
+            };
+            let doc = u32::try_from(r.varint()?).map_err(|_| corrupt("doc out of range"))?;
+            let pos = u32::try_from(r.varint()?).map_err(|_| corrupt("pos out of range"))?;
+            top.push((doc, pos, value));
         }
-        if at != buf.len() {
-            return Err(Error::Corrupt("stats record has trailing bytes".into()));
+        if r.at != buf.len() {
+            return Err(corrupt("trailing bytes"));
         }
         Ok(StatsRecord {
             count,
@@ -253,6 +268,91 @@ impl StatsRecord {
             top,
         })
     }
+}
+
+/// The `kind` byte of a stats record: how its top values are stored.
+const VALUES_F16: u8 = 0;
+const VALUES_F32: u8 = 1;
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Corrupt(format!("stats record: {what}"))
+}
+
+/// Reads a stats record's bytes front to back; running past the end is corruption.
+struct RecordReader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl RecordReader<'_> {
+    fn byte(&mut self) -> Result<u8> {
+        let b = *self.buf.get(self.at).ok_or_else(|| corrupt("truncated"))?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let bytes = self
+            .buf
+            .get(self.at..self.at + N)
+            .ok_or_else(|| corrupt("truncated"))?;
+        self.at += N;
+        Ok(bytes.try_into().unwrap_or([0; N]))
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(corrupt("varint longer than 10 bytes"))
+    }
+}
+
+/// Decodes a record in format version 2's layout — `count u64 | sum f64 | max f32 | n_bins u8 |
+/// (bin u8, count u64)* | n_top u16 | (doc u32, pos u32, value f32)*`, all LE — for the upgrade
+/// of a version 2 store ([`crate::Store`] re-encodes every record when it opens one).
+pub(crate) fn decode_v2(buf: &[u8]) -> Result<StatsRecord> {
+    let mut r = RecordReader { buf, at: 0 };
+    let count = u64::from_le_bytes(r.array()?);
+    let sum = f64::from_le_bytes(r.array()?);
+    let max = f32::from_le_bytes(r.array()?);
+    let mut histogram = vec![0u64; HISTOGRAM_BINS];
+    for _ in 0..r.byte()? {
+        let bin = usize::from(r.byte()?);
+        *histogram
+            .get_mut(bin)
+            .ok_or_else(|| corrupt("histogram bin out of range"))? = u64::from_le_bytes(r.array()?);
+    }
+    let n_top = u16::from_le_bytes(r.array()?);
+    let mut top = Vec::with_capacity(usize::from(n_top));
+    for _ in 0..n_top {
+        let doc = u32::from_le_bytes(r.array()?);
+        let pos = u32::from_le_bytes(r.array()?);
+        top.push((doc, pos, f32::from_le_bytes(r.array()?)));
+    }
+    if r.at != buf.len() {
+        return Err(corrupt("trailing bytes"));
+    }
+    Ok(StatsRecord {
+        count,
+        sum,
+        max,
+        histogram,
+        top,
+    })
 }
 
 #[cfg(test)]
@@ -324,6 +424,59 @@ mod tests {
             }
             slow.truncate_top();
             proptest::prop_assert_eq!(fast, slow);
+        }
+    }
+
+    /// The bytes of format version 3, worked out by hand from docs/ARCHITECTURE.md: a change to
+    /// the layout must fail here (and bump FORMAT_VERSION).
+    #[test]
+    fn record_bytes_are_pinned() {
+        let mut rec = StatsRecord::new();
+        for (doc, pos, v) in [(0, 300, 1.0), (7, 1, 2.0), (2, 5, 0.5)] {
+            rec.add(doc, pos, v);
+        }
+        rec.truncate_top();
+        #[rustfmt::skip]
+        let want = [
+            0x03, // count
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x40, // sum 3.5
+            0x00, 0x00, 0x00, 0x40, // max 2.0
+            0x03, 0x3C, 0x01, 0x40, 0x01, 0x44, 0x01, // bins 60 (0.5), 64 (1.0), 68 (2.0): 1 each
+            0x03, 0x00, // 3 top entries, float16 values
+            // 2.0 = 4000: zigzag(0x4000 - 0) = 32768 -> 80 80 02; doc 7, pos 1
+            0x80, 0x80, 0x02, 0x07, 0x01,
+            // 1.0 = 3C00: zigzag(-1024) = 2047 -> FF 0F; doc 0, pos 300 -> AC 02
+            0xFF, 0x0F, 0x00, 0xAC, 0x02,
+            // 0.5 = 3800: zigzag(-1024) again; doc 2, pos 5
+            0xFF, 0x0F, 0x02, 0x05,
+        ];
+        assert_eq!(rec.encode(), want);
+        assert_eq!(StatsRecord::decode(&want).unwrap(), rec);
+    }
+
+    proptest::proptest! {
+        /// Any record comes back from its bytes exactly: float16 values (kind 0), and any
+        /// other float32 (kind 1), negative ones and large docs and positions included.
+        #[test]
+        fn records_round_trip(
+            acts in proptest::collection::vec((proptest::prelude::any::<u32>(), proptest::prelude::any::<u32>(), -65_000f32..65_000f32), 0..400),
+            halves in proptest::prelude::any::<bool>(),
+        ) {
+            let mut rec = StatsRecord::new();
+            for &(d, p, v) in &acts {
+                let v = if halves { f16::from_f32(v).to_f32() } else { v };
+                rec.add(d, p, v);
+            }
+            rec.truncate_top();
+            let bytes = rec.encode();
+            proptest::prop_assert_eq!(StatsRecord::decode(&bytes).unwrap(), rec);
+        }
+
+        /// Damaged bytes are an error, never a panic.
+        #[test]
+        fn damaged_records_do_not_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = StatsRecord::decode(&bytes);
+            let _ = decode_v2(&bytes);
         }
     }
 

@@ -12,8 +12,9 @@ use crate::keys::*;
 use crate::types::*;
 use crate::{Error, Result};
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, FlushOptions,
-    IngestExternalFileOptions, Options, SstFileWriter, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor,
+    CompactOptions, DBCompressionType, FlushOptions, IngestExternalFileOptions, IteratorMode,
+    Options, SstFileWriter, WriteBatch, WriteOptions, DB,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -22,13 +23,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The on-disk format this build reads and writes. Bump it on any incompatible change.
-/// Version 3 writes statistics as RocksDB merge operands, which builds that know no merge
-/// operator cannot read.
+/// Version 3: statistics records in a compact layout, written by ingests as RocksDB merge
+/// operands (which builds that know no merge operator cannot read).
 pub const FORMAT_VERSION: u32 = 3;
 
-/// Older versions this build opens: version 2 stores hold whole statistics records, which are
-/// valid version 3 records; a writable open records version 3 before anything else is written.
-const UPGRADABLE_VERSIONS: [u32; 1] = [2];
+/// The one older version this build opens: version 2 differs only in the statistics records'
+/// layout. A writable open rewrites them and records version 3 in one synced batch; a read-only
+/// one reads them in the old layout.
+const UPGRADABLE_VERSION: u32 = 2;
 
 /// A saedb store. `Send + Sync`: share it between threads behind an `Arc`; reads run
 /// concurrently, ingests are serialised.
@@ -43,6 +45,8 @@ pub struct Store {
     /// Seqlock over commits: odd while a commit is between its RocksDB write and its catalog
     /// swap. Readers retry when it moved, so every call sees one ingest entirely or not at all.
     pub(crate) commit_seq: AtomicU64,
+    /// A format version 2 store opened read-only: statistics records are in the old layout.
+    pub(crate) stats_v2: bool,
 }
 
 /// Derived, in-memory data loaded on first use.
@@ -190,6 +194,7 @@ impl Store {
             writer: Mutex::new(()),
             caches: Caches::default(),
             commit_seq: AtomicU64::new(0),
+            stats_v2: false,
         };
         if !read_only {
             store.remove_ingest_dir();
@@ -204,7 +209,7 @@ impl Store {
         Ok(store)
     }
 
-    fn check_version(&self) -> Result<()> {
+    fn check_version(&mut self) -> Result<()> {
         let v = self.db.get_cf(self.cf(CF_META), META_FORMAT_VERSION)?;
         let bytes: [u8; 4] = v
             .as_deref()
@@ -214,11 +219,12 @@ impl Store {
                 message: "not a saedb store (no format version recorded)".into(),
             })?;
         let found = u32::from_be_bytes(bytes);
-        if UPGRADABLE_VERSIONS.contains(&found) {
-            if !self.read_only {
-                self.put_meta(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes(), true)?;
+        if found == UPGRADABLE_VERSION {
+            if self.read_only {
+                self.stats_v2 = true;
+                return Ok(());
             }
-            return Ok(());
+            return self.upgrade_stats_records();
         }
         if found != FORMAT_VERSION {
             return Err(Error::Store {
@@ -230,6 +236,23 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// Format version 2 → 3: every statistics record re-encoded in the compact layout, with
+    /// the new version, in one synced batch (a crash leaves the store at version 2, intact).
+    fn upgrade_stats_records(&self) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for item in self.db.iterator_cf(self.cf(CF_STATS), IteratorMode::Start) {
+            let (key, value) = item?;
+            let record = crate::stats::decode_v2(&value)?;
+            batch.put_cf(self.cf(CF_STATS), key, record.encode());
+        }
+        batch.put_cf(
+            self.cf(CF_META),
+            META_FORMAT_VERSION,
+            FORMAT_VERSION.to_be_bytes(),
+        );
+        self.commit(batch)
     }
 
     /// The directory the store lives in.
@@ -403,8 +426,14 @@ impl Store {
     pub fn compact(&self) -> Result<()> {
         self.ensure_writable()?;
         for name in ALL_CFS {
+            let mut opts = CompactOptions::default();
+            if name == CF_STATS {
+                // Files moved to the bottom level without a rewrite still hold merge operands,
+                // folded again on every read: rewrite them too, so each record is one value.
+                opts.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
+            }
             self.db
-                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+                .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &opts);
         }
         Ok(())
     }

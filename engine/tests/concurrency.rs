@@ -155,8 +155,10 @@ fn read_only_child() {
     println!("reader ok");
 }
 
-/// Opens the store's RocksDB directly to rewrite its recorded format version.
-fn set_format_version(store_dir: &Path, version: u32) {
+/// The store's RocksDB opened directly. The statistics column family gets a merge operator of
+/// the engine's name that folds nothing: RocksDB refuses to open it without one, and the stores
+/// these tests open this way are compacted (no operands left to fold).
+fn raw_db(store_dir: &Path) -> rocksdb::DB {
     let cfs = [
         "meta",
         "weights",
@@ -166,8 +168,21 @@ fn set_format_version(store_dir: &Path, version: u32) {
         "stats",
         "labels",
         "graphs",
-    ];
-    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), store_dir.join("db"), cfs).unwrap();
+    ]
+    .map(|name| {
+        let mut o = rocksdb::Options::default();
+        if name == "stats" {
+            o.set_merge_operator_associative("saedb.stats.v1", |_, _, _| None);
+        }
+        rocksdb::ColumnFamilyDescriptor::new(name, o)
+    });
+    rocksdb::DB::open_cf_descriptors(&rocksdb::Options::default(), store_dir.join("db"), cfs)
+        .unwrap()
+}
+
+/// Rewrites a store's recorded format version.
+fn set_format_version(store_dir: &Path, version: u32) {
+    let db = raw_db(store_dir);
     db.put_cf(
         db.cf_handle("meta").unwrap(),
         b"format_version",
@@ -191,24 +206,39 @@ fn a_store_of_another_format_version_is_refused_with_advice() {
     assert!(Store::open(dir.path()).is_ok());
 }
 
-/// Version 2 stores (whole statistics records, no merge operands) are read as they are, and a
-/// writable open records version 3, so that a version 2 build then refuses the store instead of
-/// failing on merge operands it cannot fold.
+/// A version 2 store: its statistics records rewritten here in version 2's layout, by this test's
+/// own encoder (`count u64 | sum f64 | max f32 | n_bins u8 | (bin u8, count u64)* | n_top u16 |
+/// (doc u32, pos u32, value f32)*`, all LE). A read-only open reads them as they are; a writable
+/// open re-encodes them and records version 3; every answer stays the same, and `check` passes.
 #[test]
 fn a_version_2_store_is_read_and_upgraded_on_a_writable_open() {
     assert_eq!(saedb_engine::FORMAT_VERSION, 3);
     let dir = tempfile::tempdir().unwrap();
-    {
+    let features: Vec<FeatureRef> = (0..512)
+        .step_by(7)
+        .map(|f| FeatureRef::new("L2", f))
+        .collect();
+    let answers = |s: &Store| -> Vec<String> {
+        features
+            .iter()
+            .map(|f| {
+                format!(
+                    "{:?} {:?}",
+                    s.feature_stats(f).unwrap(),
+                    s.top_activations(f, 200, None).unwrap()
+                )
+            })
+            .collect()
+    };
+    let want = {
         let store = Store::create_or_open(dir.path()).unwrap();
         load_minilm(&store, &fixtures(), &["L2"], true, &["L2"]);
-        // Folded into whole records, as a version 2 build stores them.
         store.compact().unwrap();
-    }
+        answers(&store)
+    };
+    rewrite_stats_as_version_2(dir.path());
     set_format_version(dir.path(), 2);
-    let before = Store::open_read_only(dir.path())
-        .unwrap()
-        .feature_stats(&FeatureRef::new("L2", 7))
-        .unwrap();
+    assert_eq!(answers(&Store::open_read_only(dir.path()).unwrap()), want);
     assert_eq!(
         recorded_version(dir.path()),
         2,
@@ -216,11 +246,75 @@ fn a_version_2_store_is_read_and_upgraded_on_a_writable_open() {
     );
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(recorded_version(dir.path()), 3);
-    assert_eq!(
-        store.feature_stats(&FeatureRef::new("L2", 7)).unwrap(),
-        before
-    );
+    assert_eq!(answers(&store), want);
     assert!(store.check().unwrap().is_ok());
+}
+
+/// Re-encodes every statistics record of a compacted store (whole records, no operands) in
+/// version 2's layout, through a RocksDB handle of its own.
+fn rewrite_stats_as_version_2(store_dir: &Path) {
+    let db = raw_db(store_dir);
+    let stats = db.cf_handle("stats").unwrap();
+    let records = db
+        .iterator_cf(&stats, rocksdb::IteratorMode::Start)
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
+    assert!(!records.is_empty());
+    for (key, v3) in records {
+        db.put_cf(&stats, key, v2_bytes(&v3)).unwrap();
+    }
+    db.flush_cf(&stats).unwrap();
+}
+
+/// Version 3's record (docs/ARCHITECTURE.md) decoded by hand, encoded in version 2's layout.
+fn v2_bytes(v3: &[u8]) -> Vec<u8> {
+    let mut at = 0usize;
+    let varint = |at: &mut usize| {
+        let mut v = 0u64;
+        let mut shift = 0;
+        loop {
+            let b = v3[*at];
+            *at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            shift += 7;
+            if b < 0x80 {
+                return v;
+            }
+        }
+    };
+    let mut out = Vec::new();
+    out.extend_from_slice(&varint(&mut at).to_le_bytes());
+    out.extend_from_slice(&v3[at..at + 12]); // sum f64, max f32: same bytes
+    at += 12;
+    let bins = v3[at];
+    out.push(bins);
+    at += 1;
+    for _ in 0..bins {
+        out.push(v3[at]);
+        at += 1;
+        out.extend_from_slice(&varint(&mut at).to_le_bytes());
+    }
+    let n_top = varint(&mut at);
+    out.extend_from_slice(&(n_top as u16).to_le_bytes());
+    let half = v3[at] == 0;
+    at += 1;
+    let mut bits = 0i64;
+    for _ in 0..n_top {
+        let z = varint(&mut at);
+        bits += ((z >> 1) as i64) ^ -((z & 1) as i64);
+        let doc = varint(&mut at) as u32;
+        let pos = varint(&mut at) as u32;
+        let value = if half {
+            half::f16::from_bits(bits as u16).to_f32()
+        } else {
+            f32::from_bits(bits as u32)
+        };
+        out.extend_from_slice(&doc.to_le_bytes());
+        out.extend_from_slice(&pos.to_le_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    assert_eq!(at, v3.len());
+    out
 }
 
 /// The format version a store records, read with a RocksDB handle of its own.
