@@ -171,17 +171,34 @@ struct Reader<'a> {
     at: usize,
 }
 
+/// Why a varint could not be read.
+pub(crate) enum VarintError {
+    /// The bytes ended inside it.
+    Truncated,
+    /// More than 10 bytes: not a u64.
+    TooLong,
+}
+
+/// Reads the LEB128 varint at `*at` (7 bits a byte, low first) and moves `*at` past it.
+pub(crate) fn read_varint(buf: &[u8], at: &mut usize) -> std::result::Result<u64, VarintError> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*at).ok_or(VarintError::Truncated)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err(VarintError::TooLong)
+}
+
 impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(corrupt("varint longer than 10 bytes"))
+        read_varint(self.buf, &mut self.at).map_err(|e| match e {
+            VarintError::Truncated => corrupt("block ends early"),
+            VarintError::TooLong => corrupt("varint longer than 10 bytes"),
+        })
     }
 
     fn byte(&mut self) -> Result<u8> {

@@ -2,7 +2,7 @@
 //! them never scans the corpus. Records of separate ingests merge exactly: counts and sums add,
 //! histograms use fixed log-spaced bins, top lists merge and truncate.
 
-use crate::codec::put_varint;
+use crate::codec::{put_varint, read_varint, VarintError};
 use crate::types::{HistogramBin, HISTOGRAM_BINS};
 use crate::{Error, Result};
 use half::f16;
@@ -309,15 +309,10 @@ impl RecordReader<'_> {
     }
 
     fn varint(&mut self) -> Result<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(corrupt("varint longer than 10 bytes"))
+        read_varint(self.buf, &mut self.at).map_err(|e| match e {
+            VarintError::Truncated => corrupt("truncated"),
+            VarintError::TooLong => corrupt("varint longer than 10 bytes"),
+        })
     }
 }
 
