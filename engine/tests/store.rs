@@ -810,3 +810,45 @@ fn statistics_merged_over_many_ingests_match_brute_force() {
     compare(&store, "after compaction");
     assert!(store.check().unwrap().is_ok());
 }
+
+/// Bad rows far into a latents file are named exactly: the checks scan chunks in parallel, and
+/// the first bad row in file order is the one reported (not whichever chunk finished first).
+#[test]
+fn the_first_bad_row_of_a_large_latents_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create_or_open(dir.path().join("store")).unwrap();
+    load_minilm(&s, &fixtures(), &["L2"], false, &[]);
+    let rows: Vec<Row> = (0..60_000u32)
+        .map(|i| (i / 100, i % 100, i % 512, 1.0))
+        .collect();
+    let mut out_of_range = rows.clone();
+    out_of_range[50_000].2 = 700;
+    out_of_range[40_000].2 = 600;
+    let path = dir.path().join("range.safetensors");
+    write_latents_file(&path, &out_of_range);
+    let e = s
+        .ingest_latents("L2", &path, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("row 40000: latent 600 is out of range"), "{e}");
+
+    // Beyond float16 (non-finite values the reader refuses itself).
+    let mut too_large = rows;
+    too_large[45_000].3 = 70_000.0;
+    too_large[30_000].3 = 1e6;
+    let path = dir.path().join("values.safetensors");
+    write_latents_file(&path, &too_large);
+    let e = s
+        .ingest_latents("L2", &path, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("activation 1000000 at (doc 300, pos 0, latent 304)"),
+        "{e}"
+    );
+    assert_eq!(
+        s.dictionary("L2").unwrap().nonzeros,
+        0,
+        "nothing was stored"
+    );
+}
