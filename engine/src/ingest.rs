@@ -548,6 +548,8 @@ fn first_match(entries: &[Entry], bad: impl Fn(&Entry) -> bool + Sync) -> Option
 
 /// A RocksDB key and the encoded block stored under it.
 type Block = ([u8; 16], Vec<u8>);
+
+/// Blocks as the (key, value) byte slices a table file is built from.
 fn as_slices(blocks: &[Block]) -> impl Iterator<Item = (&[u8], &[u8])> {
     blocks.iter().map(|(k, b)| (k.as_slice(), b.as_slice()))
 }
