@@ -8,7 +8,8 @@
 
 use std::sync::OnceLock;
 
-const LANES: usize = 32;
+/// Independent sums a dot kernel keeps (also `ann::half`'s).
+pub(crate) const LANES: usize = 32;
 
 #[inline(always)]
 fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
@@ -25,7 +26,13 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in xs.remainder().iter().zip(ys.remainder()) {
         tail += x * y;
     }
-    // Fixed pairwise reduction order: 32 → 16 → … → 1.
+    sum_lanes(acc) + tail
+}
+
+/// The sum of 32 lanes in a fixed pairwise order, 32 → 16 → … → 1: every dot kernel's last
+/// step (here and in `ann::half`), so that their portable and AVX2 copies agree bit for bit.
+#[inline(always)]
+pub(crate) fn sum_lanes(mut acc: [f32; LANES]) -> f32 {
     let mut width = LANES;
     while width > 1 {
         width /= 2;
@@ -33,7 +40,20 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += acc[i + width];
         }
     }
-    acc[0] + tail
+    acc[0]
+}
+
+/// [`sum_lanes`] of 32 lanes held in four AVX registers (lane `i` of register `r` is lane
+/// `8r + i`): the same additions in the same order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+pub(crate) fn sum_lanes_avx(acc: [std::arch::x86_64::__m256; 4]) -> f32 {
+    use std::arch::x86_64::*;
+    let half = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    let four = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
+    let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
+    let one = _mm_add_ss(two, _mm_shuffle_ps(two, two, 1));
+    _mm_cvtss_f32(one)
 }
 
 /// [`dot_lanes`] with the 32 lanes held in four AVX registers (the compiler's own vectorisation
@@ -63,11 +83,7 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in xs.remainder().iter().zip(ys.remainder()) {
         tail += x * y;
     }
-    let half = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
-    let four = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
-    let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
-    let one = _mm_add_ss(two, _mm_shuffle_ps(two, two, 1));
-    _mm_cvtss_f32(one) + tail
+    sum_lanes_avx(acc) + tail
 }
 
 type DotFn = fn(&[f32], &[f32]) -> f32;

@@ -11,6 +11,9 @@
 //! does not depend on the machine's CPU.
 
 use super::flat::{prefetch_lines, Rows, Vectors};
+#[cfg(target_arch = "x86_64")]
+use crate::vector::sum_lanes_avx;
+use crate::vector::{sum_lanes, LANES};
 use half::f16;
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -56,8 +59,6 @@ impl Vectors for HalfRows {
     }
 }
 
-const LANES: usize = 32;
-
 /// `q · r` for a float16 row `r` (bit patterns; float16 → float32 is exact).
 #[inline]
 fn dot_f16(q: &[f32], r: &[u16]) -> f32 {
@@ -86,15 +87,7 @@ fn dot_f16_lanes(q: &[f32], r: &[u16]) -> f32 {
         }
     }
     let tail = tail_dot(xs.remainder(), hs.remainder());
-    // Fixed pairwise reduction order: 32 → 16 → … → 1.
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            acc[i] += acc[i + width];
-        }
-    }
-    acc[0] + tail
+    sum_lanes(acc) + tail
 }
 
 fn tail_dot(q: &[f32], r: &[u16]) -> f32 {
@@ -128,11 +121,7 @@ fn dot_f16_avx2(q: &[f32], r: &[u16]) -> f32 {
         }
     }
     let tail = tail_dot(xs.remainder(), hs.remainder());
-    let half = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
-    let four = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
-    let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
-    let one = _mm_add_ss(two, _mm_shuffle_ps(two, two, 1));
-    _mm_cvtss_f32(one) + tail
+    sum_lanes_avx(acc) + tail
 }
 
 #[cfg(test)]
