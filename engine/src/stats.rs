@@ -226,13 +226,7 @@ impl StatsRecord {
         let count = r.varint()?;
         let sum = f64::from_le_bytes(r.array()?);
         let max = f32::from_le_bytes(r.array()?);
-        let mut histogram = vec![0u64; HISTOGRAM_BINS];
-        for _ in 0..r.byte()? {
-            let bin = usize::from(r.byte()?);
-            *histogram
-                .get_mut(bin)
-                .ok_or_else(|| corrupt("histogram bin out of range"))? = r.varint()?;
-        }
+        let histogram = r.histogram(RecordReader::varint)?;
         let n_top = r.varint()?;
         if n_top > TOP_KEPT as u64 {
             return Err(corrupt("top list longer than kept"));
@@ -257,9 +251,7 @@ impl StatsRecord {
             let pos = u32::try_from(r.varint()?).map_err(|_| corrupt("pos out of range"))?;
             top.push((doc, pos, value));
         }
-        if r.at != buf.len() {
-            return Err(corrupt("trailing bytes"));
-        }
+        r.finish()?;
         Ok(StatsRecord {
             count,
             sum,
@@ -308,6 +300,28 @@ impl RecordReader<'_> {
         Ok(bytes.try_into().unwrap_or([0; N]))
     }
 
+    /// The histogram: `n_bins u8 | (bin u8, count)*`, each count read by `count`.
+    fn histogram(&mut self, count: impl Fn(&mut Self) -> Result<u64>) -> Result<Vec<u64>> {
+        let mut histogram = vec![0u64; HISTOGRAM_BINS];
+        for _ in 0..self.byte()? {
+            let bin = usize::from(self.byte()?);
+            let c = count(self)?;
+            *histogram
+                .get_mut(bin)
+                .ok_or_else(|| corrupt("histogram bin out of range"))? = c;
+        }
+        Ok(histogram)
+    }
+
+    /// Every byte must have been read.
+    fn finish(&self) -> Result<()> {
+        if self.at == self.buf.len() {
+            Ok(())
+        } else {
+            Err(corrupt("trailing bytes"))
+        }
+    }
+
     fn varint(&mut self) -> Result<u64> {
         read_varint(self.buf, &mut self.at).map_err(|e| match e {
             VarintError::Truncated => corrupt("truncated"),
@@ -324,13 +338,7 @@ pub(crate) fn decode_v2(buf: &[u8]) -> Result<StatsRecord> {
     let count = u64::from_le_bytes(r.array()?);
     let sum = f64::from_le_bytes(r.array()?);
     let max = f32::from_le_bytes(r.array()?);
-    let mut histogram = vec![0u64; HISTOGRAM_BINS];
-    for _ in 0..r.byte()? {
-        let bin = usize::from(r.byte()?);
-        *histogram
-            .get_mut(bin)
-            .ok_or_else(|| corrupt("histogram bin out of range"))? = u64::from_le_bytes(r.array()?);
-    }
+    let histogram = r.histogram(|r| Ok(u64::from_le_bytes(r.array()?)))?;
     let n_top = u16::from_le_bytes(r.array()?);
     let mut top = Vec::with_capacity(usize::from(n_top));
     for _ in 0..n_top {
@@ -338,9 +346,7 @@ pub(crate) fn decode_v2(buf: &[u8]) -> Result<StatsRecord> {
         let pos = u32::from_le_bytes(r.array()?);
         top.push((doc, pos, f32::from_le_bytes(r.array()?)));
     }
-    if r.at != buf.len() {
-        return Err(corrupt("trailing bytes"));
-    }
+    r.finish()?;
     Ok(StatsRecord {
         count,
         sum,
