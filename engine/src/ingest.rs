@@ -2,9 +2,7 @@
 //! Every ingest validates its whole input before writing anything, then writes under a fresh
 //! ingest id and commits by rewriting the catalog (see store.rs).
 
-use crate::codec::{
-    encode_feature_block, encode_token_block, stored_value, TokenRow, MAX_STORED_VALUE,
-};
+use crate::codec::{encode_feature_block, encode_token_rows, stored_value, MAX_STORED_VALUE};
 use crate::encode::Encoder;
 use crate::formats::{self, sae::Sae};
 use crate::keys::*;
@@ -562,12 +560,11 @@ fn token_major_blocks(dict: u32, ingest_id: u32, entries: &[Entry]) -> Vec<Block
     let docs: Vec<&[Entry]> = entries.chunk_by(|a, b| a.0 == b.0).collect();
     docs.into_par_iter()
         .map(|doc_entries| {
-            let rows: Vec<TokenRow> = doc_entries
+            let rows = doc_entries
                 .chunk_by(|a, b| a.1 == b.1)
-                .map(|tok| (tok[0].1, tok.iter().map(|e| (e.2, e.3)).collect()))
-                .collect();
+                .map(|tok| (tok[0].1, tok.iter().map(|e| (e.2, e.3))));
             let key = token_major_key(dict, doc_entries[0].0, ingest_id, 0);
-            (key, encode_token_block(&rows))
+            (key, encode_token_rows(rows))
         })
         .collect()
 }
