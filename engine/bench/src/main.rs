@@ -7,6 +7,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod flat;
+mod floor;
 mod gen;
 mod rng;
 mod st;
@@ -306,6 +307,15 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
         put("flat_write_s", json!(flat_s));
         put("flat_bytes_per_nnz", json!(flat_bytes as f64 / nnz));
         put("ingest_vs_flat_ratio", json!(ingest_s / flat_s));
+        // The yardstick for bytes_per_nnz: what any store of exact float16 values in both
+        // orientations needs at least (read after both timed writes, so as not to warm them).
+        let floor = floor::measure(&corpus.latents, spec.d_sae, spec.tokens() as u64)?;
+        put("floor_value_bits_per_nnz", json!(floor.value_bits));
+        put("floor_location_bits_per_nnz", json!(floor.location_bits));
+        put(
+            "bytes_floor_per_nnz",
+            json!(2.0 * floor.one_orientation_bytes()),
+        );
 
         // ---- TOP 20: saedb vs scanning the flat cache
         log("TOP 20");
@@ -582,7 +592,11 @@ fn print_table(run: &Map<String, Value>, growth: &Value) {
             "bytes_per_nnz".into(),
             format!("{:.2}", f("bytes_per_nnz")),
             "<= 4 B".into(),
-            format!("flat cache {:.2} B", f("flat_bytes_per_nnz")),
+            format!(
+                "flat cache {:.2} B; floor {:.2} B",
+                f("flat_bytes_per_nnz"),
+                f("bytes_floor_per_nnz")
+            ),
             f("bytes_per_nnz") <= 4.0,
         ),
         (
