@@ -572,6 +572,30 @@ fn minilm_dev_against_brute_force() {
         let lowest = effects.last().unwrap();
         assert!((got.negative[0].effect - lowest.0).abs() < 1e-3);
     }
+    // NEIGHBOURS on a real 4,096-feature dictionary at the default breadth: the recall the
+    // index's construction parameters are chosen for (docs/BENCHMARKS.md), against brute force.
+    let (mut hits, mut total) = (0usize, 0usize);
+    for feature in (0..4096u32).step_by(7) {
+        let q = &w_dec[feature as usize * 384..(feature as usize + 1) * 384];
+        if q.iter().all(|v| *v == 0.0) {
+            continue;
+        }
+        let want: HashSet<u32> = brute_neighbours(&w_dec, 384, q, Some(feature as usize), 10)
+            .iter()
+            .map(|w| w.0)
+            .collect();
+        let got = s
+            .neighbours(&FeatureRef::new("L2", feature), None, 10)
+            .unwrap();
+        hits += got
+            .iter()
+            .filter(|n| want.contains(&n.feature.index))
+            .count();
+        total += want.len();
+    }
+    let recall = hits as f64 / total as f64;
+    println!("HNSW recall@10 on minilm-dev L2 (4,096 features): {recall:.4}");
+    assert!(recall >= 0.98, "recall@10 = {recall}");
 }
 
 /// Opens the store's RocksDB directly, as a crash or a bug could leave it.
