@@ -17,7 +17,7 @@ use crate::vector::dot;
 use crate::Progress;
 use crate::{Error, Result};
 use flat::{FlatGraph, Rows};
-use half::HalfRows;
+use half::{HalfCosine, HalfRows};
 use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo, NoData, NoDist};
 use std::path::{Path, PathBuf};
@@ -25,22 +25,11 @@ use std::sync::Arc;
 
 /// Links per node and construction breadth: with search ef 48, recall@10 is 1.000 at 24,576 and
 /// 131,072 synthetic features; M 16 / ef_construction 64 built 3x faster but fell to 0.95 on a real
-/// dictionary (docs/BENCHMARKS.md).
+/// dictionary. On minilm-dev's real 4,096-feature L2, ef_construction 200 / 100 / 64 give recall
+/// 0.998 / 0.991 / 0.964 at the default search breadth (docs/BENCHMARKS.md).
 const MAX_CONNECTIONS: usize = 24;
 const EF_CONSTRUCTION: usize = 200;
 const MAX_LAYERS: usize = 16;
-
-/// Cosine distance between unit vectors: `1 − a·b`, clamped at 0 so that rounding can never make
-/// it negative (hnsw_rs's `DistDot` asserts on that; its `DistCosine` recomputes both norms in
-/// f64 on every call, which made indexing several times slower).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct UnitCosine;
-
-impl Distance<f32> for UnitCosine {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (1.0 - dot(a, b)).max(0.0)
-    }
-}
 
 /// A dictionary's HNSW index, ready to search: the graph hnsw_rs built, copied into flat arrays
 /// ([`flat`]), walked with a float16 copy of the unit rows ([`half`]: half the memory traffic)
@@ -56,24 +45,30 @@ pub(crate) struct AnnIndex {
 /// Rows inserted per `parallel_insert` call, so that progress can be reported between calls.
 const INSERT_CHUNK: usize = 1024;
 
-/// Builds hnsw_rs's index over a decoder's live unit rows (data ids are feature indices).
-fn build_hnsw(dec: &Decoder, progress: &dyn Progress) -> Hnsw<'static, f32, UnitCosine> {
+/// The index as hnsw_rs builds and dumps it: float16 unit rows (bit patterns), cosine distance.
+/// (hnsw_rs's own `DistCosine` recomputes both norms in f64 on every call, which made indexing
+/// several times slower; `DistDot` asserts on the negative distances rounding can give.)
+type HnswIndex = Hnsw<'static, u16, HalfCosine>;
+
+/// Builds hnsw_rs's index over a decoder's live unit rows, in their float16 copy `walk` (data
+/// ids are feature indices). The build waits on loading rows; float16 rows, half the bytes,
+/// took a 24,576 × 768 build from 66–68 s to 55–63 s (docs/BENCHMARKS.md).
+fn build_hnsw(dec: &Decoder, walk: &HalfRows, progress: &dyn Progress) -> HnswIndex {
     let n = dec.alive.len();
     let hnsw = Hnsw::new(
         MAX_CONNECTIONS,
         n.max(1),
         MAX_LAYERS,
         EF_CONSTRUCTION,
-        UnitCosine,
+        HalfCosine,
     );
-    let rows: Vec<(Vec<f32>, usize)> = (0..n)
+    let rows: Vec<(&[u16], usize)> = (0..n)
         .filter(|&f| dec.alive[f])
-        .map(|f| (dec.unit_row(f).to_vec(), f))
+        .map(|f| (walk.row(f as u32), f))
         .collect();
-    let refs: Vec<(&Vec<f32>, usize)> = rows.iter().map(|(v, f)| (v, *f)).collect();
-    progress.start("indexing decoder directions", refs.len() as u64);
-    for chunk in refs.chunks(INSERT_CHUNK) {
-        hnsw.parallel_insert(chunk);
+    progress.start("indexing decoder directions", rows.len() as u64);
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        hnsw.parallel_insert_slice(&chunk.to_vec());
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
@@ -90,17 +85,18 @@ fn rows(decoder: &Decoder) -> Rows<'_> {
 }
 
 impl AnnIndex {
-    /// Copies an hnsw_rs graph over `decoder`'s rows; `Err` says why the graph does not fit them.
+    /// Copies an hnsw_rs graph over `decoder`'s rows (`walk`: their float16 copy); `Err` says
+    /// why the graph does not fit them.
     fn from_hnsw<T, D>(
         hnsw: &Hnsw<'_, T, D>,
         decoder: Arc<Decoder>,
+        walk: HalfRows,
     ) -> std::result::Result<AnnIndex, String>
     where
         T: Clone + Send + Sync,
         D: Distance<T> + Send + Sync,
     {
         let graph = FlatGraph::from_hnsw(hnsw, &decoder.alive)?;
-        let walk = HalfRows::new(rows(&decoder));
         Ok(AnnIndex {
             graph,
             decoder,
@@ -138,11 +134,12 @@ impl Store {
             .cloned()
             .ok_or_else(|| Error::Corrupt(format!("dictionary id {dict} is not in the catalog")))?;
         let decoder = self.decoder(&info)?;
-        let hnsw = build_hnsw(&decoder, progress);
+        let walk = HalfRows::new(rows(&decoder));
+        let hnsw = build_hnsw(&decoder, &walk, progress);
         if !self.read_only {
             self.dump_ann(dict, &hnsw)?;
         }
-        let index = AnnIndex::from_hnsw(&hnsw, decoder).map_err(|e| {
+        let index = AnnIndex::from_hnsw(&hnsw, decoder, walk).map_err(|e| {
             Error::Storage(format!("copying the HNSW graph of dictionary {dict}: {e}"))
         })?;
         let index = Arc::new(index);
@@ -154,7 +151,7 @@ impl Store {
         Ok(index)
     }
 
-    fn dump_ann(&self, dict: u32, hnsw: &Hnsw<'static, f32, UnitCosine>) -> Result<()> {
+    fn dump_ann(&self, dict: u32, hnsw: &HnswIndex) -> Result<()> {
         let dir = self.ann_dir();
         let tmp = dir.join(format!("tmp-{}", Self::ann_basename(dict)));
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -198,7 +195,9 @@ impl Store {
         let Some(hnsw) = load_links(&mut io) else {
             return Ok(None);
         };
-        let index = AnnIndex::from_hnsw(&hnsw, self.decoder(info)?).ok();
+        let decoder = self.decoder(info)?;
+        let walk = HalfRows::new(rows(&decoder));
+        let index = AnnIndex::from_hnsw(&hnsw, decoder, walk).ok();
         // An older dump that loads and fits gets its checksum now, so later damage is caught.
         if let (None, Some(sum), Some(_), false) = (&recorded, &sum, &index, self.read_only) {
             let _ = std::fs::write(&sum_path, sum);
@@ -382,7 +381,7 @@ impl Store {
         let index = self.ann(&info)?;
         let base = Self::ann_basename(info.id);
         let mut io = HnswIo::new(&self.ann_dir().join(&base), &base);
-        let mut hnsw: Hnsw<f32, UnitCosine> = io
+        let mut hnsw: Hnsw<u16, HalfCosine> = io
             .load_hnsw()
             .map_err(|e| Error::Storage(format!("reloading the HNSW index of '{dict}': {e}")))?;
         hnsw.set_searching_mode(true);
@@ -390,8 +389,13 @@ impl Store {
             .iter()
             .map(|&f| (f, index.decoder.unit_row(f as usize)))
             .collect();
+        // hnsw_rs searches with a query of its data type: the float16 copy of the query row.
         let by_hnsw_rs = |q: &[f32]| -> Vec<(usize, f32)> {
-            let found = hnsw.search(q, k + 1, ef.max(k + 1));
+            let q: Vec<u16> = q
+                .iter()
+                .map(|v| ::half::f16::from_f32(*v).to_bits())
+                .collect();
+            let found = hnsw.search(&q, k + 1, ef.max(k + 1));
             found.iter().map(|n| (n.d_id, 1.0 - n.distance)).collect()
         };
         let by_flat = |q: &[f32]| index.search(q, k + 1, ef.max(k + 1));

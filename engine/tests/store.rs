@@ -743,6 +743,71 @@ fn damaged_index_dumps_are_rebuilt() {
     }
 }
 
+/// Cosine distance over float32 rows, as indexes were built before they used float16 rows.
+#[derive(Clone, Copy, Default)]
+struct F32Cosine;
+
+impl hnsw_rs::anndists::dist::Distance<f32> for F32Cosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        (1.0 - dot).max(0.0)
+    }
+}
+
+/// Stores from before the index was built over float16 rows hold hnsw_rs dumps of float32 rows.
+/// Only their links are read, so they load as they are: NEIGHBOURS answers from them (at breadth
+/// 512, exactly as the exact search) and does not rebuild them.
+#[test]
+fn an_index_dumped_over_float32_rows_loads_without_a_rebuild() {
+    use hnsw_rs::prelude::{AnnT, Hnsw};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::create_or_open(dir.path()).unwrap();
+        load_minilm(&s, &fixtures(), &["L2"], false, &[]);
+    }
+    let dump = std::fs::read_dir(dir.path().join("hnsw"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let name = dump.file_name().unwrap().to_str().unwrap().to_string();
+    // The old dump, made here by hnsw_rs itself over the unit rows of the fixture's decoder.
+    let (w_dec, shape) = read_matrix(&fixtures().join("sae_L2/sae_weights.safetensors"), "W_dec");
+    let unit: Vec<Vec<f32>> = w_dec
+        .chunks_exact(shape[1])
+        .map(|row| {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            row.iter().map(|v| v / norm).collect()
+        })
+        .collect();
+    let old: Hnsw<f32, F32Cosine> = Hnsw::new(24, unit.len(), 16, 200, F32Cosine);
+    for (f, row) in unit.iter().enumerate() {
+        old.insert((row.as_slice(), f));
+    }
+    std::fs::remove_dir_all(&dump).unwrap();
+    std::fs::create_dir_all(&dump).unwrap();
+    old.file_dump(&dump, &name).unwrap();
+    let graph = dump.join(format!("{name}.hnsw.graph"));
+    let data = dump.join(format!("{name}.hnsw.data"));
+    let bytes = std::fs::read(&graph).unwrap();
+    let sum = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+    std::fs::write(dump.join(format!("{name}.hnsw.graph.xxh3")), sum).unwrap();
+    let data_len = std::fs::metadata(&data).unwrap().len();
+    assert!(data_len >= (w_dec.len() * 4) as u64, "float32 rows dumped");
+
+    let s = Store::open(dir.path()).unwrap();
+    for feature in [0u32, 7, 300, 511] {
+        let q = FeatureRef::new("L2", feature);
+        assert_eq!(
+            s.neighbours_with_breadth(&q, None, 10, 512).unwrap(),
+            s.neighbours_exact(&q, None, 10).unwrap(),
+            "L2/{feature}"
+        );
+    }
+    assert_eq!(std::fs::read(&graph).unwrap(), bytes, "the old graph was rebuilt");
+    assert_eq!(std::fs::metadata(&data).unwrap().len(), data_len);
+}
+
 /// Writes `rows` as a delphi latents file (int32 locations [n, 3], float32 activations [n]).
 fn write_latents_file(path: &Path, rows: &[Row]) {
     use safetensors::{tensor::TensorView, Dtype};

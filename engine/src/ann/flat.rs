@@ -491,7 +491,7 @@ mod tests {
 
     struct Indexed {
         dec: Decoder,
-        hnsw: Hnsw<'static, f32, crate::ann::UnitCosine>,
+        hnsw: crate::ann::HnswIndex,
         graph: FlatGraph,
         half: HalfRows,
     }
@@ -521,9 +521,9 @@ mod tests {
     }
 
     fn indexed(dec: Decoder) -> Indexed {
-        let hnsw = build_hnsw(&dec, &NoProgress);
-        let graph = FlatGraph::from_hnsw(&hnsw, &dec.alive).unwrap();
         let half = HalfRows::new(rows(&dec));
+        let hnsw = build_hnsw(&dec, &half, &NoProgress);
+        let graph = FlatGraph::from_hnsw(&hnsw, &dec.alive).unwrap();
         Indexed {
             dec,
             hnsw,
@@ -608,7 +608,12 @@ mod tests {
             .iter()
             .flat_map(|&ef| qs.iter().zip(&truths).map(move |(q, t)| (ef, q, t)))
             .map(|(ef, q, truth)| {
-                let found = ix.hnsw.search(q, 10, ef);
+                // hnsw_rs searches in its data type: the query's float16 copy.
+                let q: Vec<u16> = q
+                    .iter()
+                    .map(|v| half::f16::from_f32(*v).to_bits())
+                    .collect();
+                let found = ix.hnsw.search(&q, 10, ef);
                 let ids: Vec<u32> = found.iter().map(|n| n.d_id as u32).collect();
                 hits(&ids, truth)
             })

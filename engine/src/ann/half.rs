@@ -36,8 +36,9 @@ impl HalfRows {
         }
     }
 
+    /// Row `f`'s float16 bit patterns.
     #[inline]
-    fn row(&self, f: u32) -> &[u16] {
+    pub(crate) fn row(&self, f: u32) -> &[u16] {
         let start = f as usize * self.dim;
         &self.bits[start..start + self.dim]
     }
@@ -124,6 +125,86 @@ fn dot_f16_avx2(q: &[f32], r: &[u16]) -> f32 {
     sum_lanes_avx(acc) + tail
 }
 
+/// `a · b` of two float16 rows (bit patterns), summed in float32: the distance the index is
+/// built with ([`HalfCosine`]). Same lanes and order as [`dot_f16`], so its AVX2 copy agrees
+/// bit for bit with the portable one.
+#[inline]
+pub(crate) fn dot_f16_pair(a: &[u16], b: &[u16]) -> f32 {
+    type DotPair = fn(&[u16], &[u16]) -> f32;
+    static PICKED: OnceLock<DotPair> = OnceLock::new();
+    (PICKED.get_or_init(pick_pair))(a, b)
+}
+
+fn pick_pair() -> fn(&[u16], &[u16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
+        // SAFETY: the CPU supports AVX2 and F16C, checked just above.
+        return |a, b| unsafe { dot_f16_pair_avx2(a, b) };
+    }
+    dot_f16_pair_lanes
+}
+
+fn dot_f16_pair_lanes(a: &[u16], b: &[u16]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let to_f32 = |h: u16| f16::from_bits(h).to_f32();
+    let mut acc = [0f32; LANES];
+    let (mut xs, mut ys) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut xs).zip(&mut ys) {
+        for i in 0..LANES {
+            acc[i] += to_f32(x[i]) * to_f32(y[i]);
+        }
+    }
+    let tail = pair_tail_dot(xs.remainder(), ys.remainder());
+    sum_lanes(acc) + tail
+}
+
+fn pair_tail_dot(a: &[u16], b: &[u16]) -> f32 {
+    let mut tail = 0f32;
+    for (x, y) in a.iter().zip(b) {
+        tail += f16::from_bits(*x).to_f32() * f16::from_bits(*y).to_f32();
+    }
+    tail
+}
+
+/// [`dot_f16_pair_lanes`] in four AVX registers, lanes laid out as in [`dot_f16_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+fn dot_f16_pair_avx2(a: &[u16], b: &[u16]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let (mut xs, mut ys) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut xs).zip(&mut ys) {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: x and y hold LANES = 32 values, so 8i..8i+8 is in bounds for i < 4.
+            let (vx, vy) = unsafe {
+                (
+                    _mm256_cvtph_ps(_mm_loadu_si128(x.as_ptr().add(8 * i).cast())),
+                    _mm256_cvtph_ps(_mm_loadu_si128(y.as_ptr().add(8 * i).cast())),
+                )
+            };
+            *acc = _mm256_add_ps(*acc, _mm256_mul_ps(vx, vy));
+        }
+    }
+    let tail = pair_tail_dot(xs.remainder(), ys.remainder());
+    sum_lanes_avx(acc) + tail
+}
+
+/// Cosine distance between float16 unit rows, `1 − a·b` clamped at 0: what hnsw_rs builds the
+/// graph with. A build is bound by reading rows (`dot` was over half of its samples, waiting on
+/// loads), and float16 rows are half the bytes; the graph only steers searches, whose answers
+/// are ranked by the exact float32 cosine.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct HalfCosine;
+
+impl hnsw_rs::anndists::dist::Distance<u16> for HalfCosine {
+    fn eval(&self, a: &[u16], b: &[u16]) -> f32 {
+        (1.0 - dot_f16_pair(a, b)).max(0.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +219,20 @@ mod tests {
             let scale: f64 = q.iter().zip(&r).map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs()).sum();
             // float16 keeps 11 significant bits: each product is off by at most 2^-11 of itself.
             prop_assert!((f64::from(dot_f16(&q, &bits)) - want).abs() <= 1e-3 * scale + 1e-5);
+        }
+
+        #[test]
+        fn dot_f16_pair_is_the_dot_of_the_rounded_rows(pairs in proptest::collection::vec((-1f32..1.0, -1f32..1.0), 0..900)) {
+            let (a, b): (Vec<u16>, Vec<u16>) = pairs
+                .iter()
+                .map(|(x, y)| (f16::from_f32(*x).to_bits(), f16::from_f32(*y).to_bits()))
+                .unzip();
+            let wide = |h: &u16| f64::from(f16::from_bits(*h).to_f32());
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| wide(x) * wide(y)).sum();
+            let scale: f64 = a.iter().zip(&b).map(|(x, y)| (wide(x) * wide(y)).abs()).sum();
+            // Products of float16s are exact in float32; only the float32 sums round.
+            prop_assert!((f64::from(dot_f16_pair(&a, &b)) - want).abs() <= 1e-5 * scale + 1e-6);
+            prop_assert_eq!(dot_f16_pair(&a, &b).to_bits(), dot_f16_pair_lanes(&a, &b).to_bits());
         }
 
         #[test]
