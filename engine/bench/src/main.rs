@@ -171,6 +171,26 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// CPU seconds this process has used (user + system, all threads; `/proc/self/stat`, in the
+/// kernel's 100 Hz ticks), or NaN off Linux. Beside a wall time it tells how busy both cores
+/// were, and it is much steadier than wall time on a shared machine.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces, inside parentheses).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    match (fields.get(11), fields.get(12)) {
+        (Some(u), Some(s)) => match (u.parse::<f64>(), s.parse::<f64>()) {
+            (Ok(u), Ok(s)) => (u + s) / 100.0,
+            _ => f64::NAN,
+        },
+        _ => f64::NAN,
+    }
+}
+
 /// Resets VmHWM to the current RSS (Linux ≥ 4.0), so the ingest peak excludes generation.
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -255,6 +275,7 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
         store.compact()?;
         let base_bytes = store.bytes_on_disk();
         log("ingesting latents");
+        let cpu = cpu_seconds();
         let t = Instant::now();
         for (i, f) in corpus.latents.iter().enumerate() {
             store.ingest_latents(dict, f, &NoProgress)?;
@@ -269,6 +290,7 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
             }
         }
         let ingest_s = t.elapsed().as_secs_f64();
+        let ingest_cpu_s = cpu_seconds() - cpu;
         let ingest_rss = peak_rss_mb();
         let t = Instant::now();
         store.compact()?;
@@ -284,6 +306,7 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
         put("ingest_latents_s", json!(ingest_s));
         put("compact_s", json!(compact_s));
         put("ingest_nnz_per_s", json!(nnz / ingest_s));
+        put("ingest_cpu_s", json!(ingest_cpu_s));
         put("ingest_peak_rss_mb", json!(ingest_rss));
         put("ingest_peak_rss_reset", json!(rss_reset));
         put("store_bytes_total", json!(total_bytes));
@@ -295,6 +318,7 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
 
         // ---- baseline: delphi's split cache written from the same input files, durably
         log("writing the flat (delphi) cache");
+        let cpu = cpu_seconds();
         let t = Instant::now();
         let cache = flat::write_cache(
             &work.join("flat"),
@@ -303,6 +327,7 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
             &corpus.split_counts,
         )?;
         let flat_s = t.elapsed().as_secs_f64();
+        put("flat_write_cpu_s", json!(cpu_seconds() - cpu));
         let flat_bytes = dir_size(&cache.dir);
         put("flat_write_s", json!(flat_s));
         put("flat_bytes_per_nnz", json!(flat_bytes as f64 / nnz));
