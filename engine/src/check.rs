@@ -157,7 +157,7 @@ impl Store {
             if !k.starts_with(&prefix) {
                 break;
             }
-            if !block_ingest_id(&k).is_some_and(|id| committed.contains(&id)) {
+            if !block_ingest_id(CF_TOKEN_MAJOR, &k).is_some_and(|id| committed.contains(&id)) {
                 continue;
             }
             let doc = field(&k, 1).unwrap_or(0);
@@ -174,30 +174,31 @@ impl Store {
         Ok((out, tokens))
     }
 
+    /// All committed feature-major activations of a dictionary (both layouts' column families
+    /// while a version 3 one is open), sorted.
     fn scan_feature_major(&self, dict: u32) -> Result<Activations> {
         let committed = self.catalog().committed_ingests();
         let prefix = dict.to_be_bytes();
         let mut out = Vec::new();
         let mut entries = Vec::new();
-        for item in self
-            .db
-            .prefix_iterator_cf(self.cf(CF_FEATURE_MAJOR), prefix)
-        {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) {
-                break;
+        for (name, cf) in self.feature_major_cfs() {
+            for item in self.db.prefix_iterator_cf(cf, prefix) {
+                let (k, v) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                if !block_ingest_id(name, &k).is_some_and(|id| committed.contains(&id)) {
+                    continue;
+                }
+                let f = block_feature(name, &k).unwrap_or(0);
+                entries.clear();
+                decode_feature_block(&v, &mut entries)?;
+                out.extend(
+                    entries
+                        .iter()
+                        .map(|&(doc, pos, val)| (f, doc, pos, val.to_bits())),
+                );
             }
-            if !block_ingest_id(&k).is_some_and(|id| committed.contains(&id)) {
-                continue;
-            }
-            let f = field(&k, 1).unwrap_or(0);
-            entries.clear();
-            decode_feature_block(&v, &mut entries)?;
-            out.extend(
-                entries
-                    .iter()
-                    .map(|&(doc, pos, val)| (f, doc, pos, val.to_bits())),
-            );
         }
         out.sort_unstable();
         Ok(out)
@@ -207,11 +208,13 @@ impl Store {
     fn orphan_keys(&self) -> Result<Vec<OrphanKey>> {
         let committed = self.catalog().committed_ingests();
         let mut out = Vec::new();
-        for cf in [CF_TOKEN_MAJOR, CF_FEATURE_MAJOR] {
-            for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+        let block_cfs = std::iter::once((CF_TOKEN_MAJOR, self.cf(CF_TOKEN_MAJOR)))
+            .chain(self.feature_major_cfs());
+        for (name, cf) in block_cfs {
+            for item in self.db.iterator_cf(cf, IteratorMode::Start) {
                 let (k, _) = item?;
-                if !block_ingest_id(&k).is_some_and(|id| committed.contains(&id)) {
-                    out.push((cf, k));
+                if !block_ingest_id(name, &k).is_some_and(|id| committed.contains(&id)) {
+                    out.push((name, k));
                 }
             }
         }

@@ -521,7 +521,7 @@ impl Store {
                 if !k.starts_with(&prefix) {
                     break;
                 }
-                if block_ingest_id(&k).is_some_and(|id| committed.contains(&id)) {
+                if block_ingest_id(CF_TOKEN_MAJOR, &k).is_some_and(|id| committed.contains(&id)) {
                     return Err(Error::bad_input(
                         path,
                         format!("document {doc} already has activations of dictionary '{}'; nothing was changed", info.name),
@@ -594,7 +594,7 @@ fn feature_major_blocks(
                 .chunks(FEATURE_BLOCK_ENTRIES)
                 .enumerate()
                 .map(|(chunk_no, chunk)| {
-                    let key = feature_major_key(dict, feature, ingest_id, chunk_no as u32);
+                    let key = feature_major_key(dict, ingest_id, feature, chunk_no as u32);
                     (key, encode_feature_block(chunk))
                 })
                 .collect();

@@ -7,7 +7,7 @@ pub const CF_META: &str = "meta";
 pub const CF_WEIGHTS: &str = "weights";
 pub const CF_DOCS: &str = "docs";
 pub const CF_TOKEN_MAJOR: &str = "token_major";
-pub const CF_FEATURE_MAJOR: &str = "feature_major";
+pub const CF_FEATURE_MAJOR: &str = "feature_major_by_ingest";
 pub const CF_STATS: &str = "stats";
 pub const CF_LABELS: &str = "labels";
 pub const CF_GRAPHS: &str = "graphs";
@@ -22,6 +22,11 @@ pub const ALL_CFS: [&str; 8] = [
     CF_LABELS,
     CF_GRAPHS,
 ];
+
+/// Format versions 2 and 3 kept feature-major blocks here, keyed `dict | feature | ingest |
+/// chunk` ([`feature_major_key_v3`]). A read-only open of such a store reads it as it is; a
+/// writable open moves its blocks into [`CF_FEATURE_MAJOR`] and drops it.
+pub const CF_FEATURE_MAJOR_V3: &str = "feature_major";
 
 /// Keys of the `meta` column family (values are JSON, or u32 BE for the version).
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
@@ -69,8 +74,26 @@ pub fn token_major_key(dict: u32, doc: u32, ingest: u32, chunk: u32) -> [u8; 16]
     four(dict, doc, ingest, chunk)
 }
 
-/// Feature-major block: `dict u32 | feature u32 | ingest u32 | chunk u32`.
-pub fn feature_major_key(dict: u32, feature: u32, ingest: u32, chunk: u32) -> [u8; 16] {
+/// Feature-major block: `dict u32 | ingest u32 | feature u32 | chunk u32`. The ingest comes
+/// before the feature so that one ingest's blocks are one key range, overlapping no other
+/// ingest's: RocksDB files them into the bottom level as they are and never compacts them
+/// again. (Feature first, every ingest's table file spanned the whole column family, and each
+/// background compaction rewrote it all: 17% of a medium ingest's CPU.)
+pub fn feature_major_key(dict: u32, ingest: u32, feature: u32, chunk: u32) -> [u8; 16] {
+    four(dict, ingest, feature, chunk)
+}
+
+/// `dict u32 | ingest u32 | feature u32`: the prefix of one feature's blocks from one ingest.
+pub fn feature_major_prefix(dict: u32, ingest: u32, feature: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k.copy_from_slice(&four(dict, ingest, feature, 0)[..12]);
+    k
+}
+
+/// Version 3's feature-major key ([`CF_FEATURE_MAJOR_V3`]): `dict u32 | feature u32 | ingest
+/// u32 | chunk u32`. (Only tests write them now; the upgrade reads them field by field.)
+#[cfg(test)]
+pub fn feature_major_key_v3(dict: u32, feature: u32, ingest: u32, chunk: u32) -> [u8; 16] {
     four(dict, feature, ingest, chunk)
 }
 
@@ -87,10 +110,15 @@ pub fn feature_key(dict: u32, feature: u32) -> [u8; 8] {
     pair_prefix(dict, feature)
 }
 
-/// Reads the ingest id (third field) of a token- or feature-major key.
-pub fn block_ingest_id(key: &[u8]) -> Option<u32> {
-    key.get(8..12)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+/// The ingest id of a block's key in column family `cf` (token-major, feature-major, or
+/// version 3's feature-major).
+pub fn block_ingest_id(cf: &str, key: &[u8]) -> Option<u32> {
+    field(key, if cf == CF_FEATURE_MAJOR { 1 } else { 2 })
+}
+
+/// The feature of a block's key in a feature-major column family (current or version 3's).
+pub fn block_feature(cf: &str, key: &[u8]) -> Option<u32> {
+    field(key, if cf == CF_FEATURE_MAJOR { 2 } else { 1 })
 }
 
 /// Reads the `i`-th big-endian u32 field of a key.
@@ -114,11 +142,37 @@ mod tests {
 
     #[test]
     fn key_order_is_numeric_order() {
-        let a = feature_major_key(1, 255, 0, 0);
-        let b = feature_major_key(1, 256, 0, 0);
-        let c = feature_major_key(2, 0, 0, 0);
-        assert!(a < b && b < c);
-        assert_eq!(field(&b, 1), Some(256));
-        assert_eq!(block_ingest_id(&feature_major_key(1, 2, 77, 3)), Some(77));
+        let a = feature_major_key(1, 7, 255, 0);
+        let b = feature_major_key(1, 7, 256, 0);
+        let c = feature_major_key(1, 8, 0, 0);
+        let d = feature_major_key(2, 0, 0, 0);
+        assert!(a < b && b < c && c < d);
+        assert!(b.starts_with(&feature_major_prefix(1, 7, 256)));
+        assert_eq!(block_feature(CF_FEATURE_MAJOR, &b), Some(256));
+        let k = feature_major_key(1, 77, 2, 3);
+        assert_eq!(block_ingest_id(CF_FEATURE_MAJOR, &k), Some(77));
+        let v3 = feature_major_key_v3(1, 2, 77, 3);
+        assert_eq!(block_ingest_id(CF_FEATURE_MAJOR_V3, &v3), Some(77));
+        assert_eq!(block_feature(CF_FEATURE_MAJOR_V3, &v3), Some(2));
+        let t = token_major_key(1, 5, 77, 0);
+        assert_eq!(block_ingest_id(CF_TOKEN_MAJOR, &t), Some(77));
+    }
+
+    /// The byte layouts of docs/ARCHITECTURE.md, pinned.
+    #[test]
+    fn block_keys_are_laid_out_as_documented() {
+        let hex = |k: &[u8]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(
+            hex(&feature_major_key(1, 2, 3, 4)),
+            "00000001000000020000000300000004"
+        );
+        assert_eq!(
+            hex(&feature_major_key_v3(1, 3, 2, 4)),
+            "00000001000000030000000200000004"
+        );
+        assert_eq!(
+            hex(&feature_major_prefix(1, 2, 3)),
+            "000000010000000200000003"
+        );
     }
 }

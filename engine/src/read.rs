@@ -140,24 +140,57 @@ impl Store {
             .collect()
     }
 
-    /// Raw (doc, pos, value) of a feature from its committed feature-major blocks.
+    /// Raw (doc, pos, value) of a feature from its committed feature-major blocks: one seek
+    /// per committed ingest into the dictionary (blocks are keyed ingest first), in ingest order.
     pub(crate) fn feature_entries(&self, dict: u32, feature: u32) -> Result<Vec<(u32, u32, f32)>> {
+        let ingests = self.catalog().ingests_into(dict);
+        let mut out = Vec::new();
+        // A version 3 store opened read-only has none of this column family yet.
+        let Some(cf) = self.db.cf_handle(CF_FEATURE_MAJOR) else {
+            self.feature_entries_v3(dict, feature, &mut out)?;
+            return Ok(out);
+        };
+        let mut it = self.db.raw_iterator_cf(cf);
+        for ingest in ingests {
+            let prefix = feature_major_prefix(dict, ingest, feature);
+            it.seek(prefix);
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                decode_feature_block(v, &mut out)?;
+                it.next();
+            }
+            it.status()?;
+        }
+        self.feature_entries_v3(dict, feature, &mut out)?;
+        Ok(out)
+    }
+
+    /// A feature's committed blocks in version 3's column family, while the store has one (a
+    /// read-only open of a version 3 store, or one whose upgrade was interrupted).
+    fn feature_entries_v3(
+        &self,
+        dict: u32,
+        feature: u32,
+        out: &mut Vec<(u32, u32, f32)>,
+    ) -> Result<()> {
+        let Some(cf) = self.db.cf_handle(CF_FEATURE_MAJOR_V3) else {
+            return Ok(());
+        };
         let committed = self.catalog().committed_ingests();
         let prefix = pair_prefix(dict, feature);
-        let mut out = Vec::new();
-        for item in self
-            .db
-            .prefix_iterator_cf(self.cf(CF_FEATURE_MAJOR), prefix)
-        {
+        for item in self.db.prefix_iterator_cf(cf, prefix) {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
                 break;
             }
-            if block_ingest_id(&k).is_some_and(|id| committed.contains(&id)) {
-                decode_feature_block(&v, &mut out)?;
+            let ingest = block_ingest_id(CF_FEATURE_MAJOR_V3, &k);
+            if ingest.is_some_and(|id| committed.contains(&id)) {
+                decode_feature_block(&v, out)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Features active at a token, strongest first; all dictionaries unless one is named.
@@ -200,7 +233,7 @@ impl Store {
                 if !k.starts_with(&prefix) {
                     break;
                 }
-                if !block_ingest_id(&k).is_some_and(|id| committed.contains(&id)) {
+                if !block_ingest_id(CF_TOKEN_MAJOR, &k).is_some_and(|id| committed.contains(&id)) {
                     continue;
                 }
                 out.extend(

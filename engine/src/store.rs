@@ -23,14 +23,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The on-disk format this build reads and writes. Bump it on any incompatible change.
+/// Version 4: feature-major blocks keyed ingest first, in their own column family.
 /// Version 3: statistics records in a compact layout, written by ingests as RocksDB merge
 /// operands (which builds that know no merge operator cannot read).
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
-/// The one older version this build opens: version 2 differs only in the statistics records'
-/// layout. A writable open rewrites them and records version 3 in one synced batch; a read-only
-/// one reads them in the old layout.
-const UPGRADABLE_VERSION: u32 = 2;
+/// The older versions this build opens. Version 3 keeps feature-major blocks feature first in
+/// another column family ([`CF_FEATURE_MAJOR_V3`]); version 2 also has the statistics records'
+/// older layout. A read-only open reads them as they are; a writable open upgrades the store
+/// in steps that each record their version (so an interrupted upgrade resumes on the next
+/// open): version 2's records are re-encoded with version 3 in one synced batch, then the
+/// blocks move to the current column family and version 4 is recorded.
+const UPGRADABLE_VERSIONS: [u32; 2] = [2, 3];
 
 /// A saedb store. `Send + Sync`: share it between threads behind an `Arc`; reads run
 /// concurrently, ingests are serialised.
@@ -97,6 +101,9 @@ pub(crate) struct GraphEntry {
     pub(crate) info: GraphInfo,
 }
 
+/// The kinds of ingest that store activations (`IngestRecord::kind`).
+pub(crate) const ACTIVATION_INGESTS: [&str; 2] = ["latents", "activations"];
+
 /// One committed ingest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct IngestRecord {
@@ -113,6 +120,28 @@ pub(crate) struct IngestRecord {
 impl Catalog {
     pub(crate) fn committed_ingests(&self) -> HashSet<u32> {
         self.ingests.iter().map(|r| r.id).collect()
+    }
+
+    /// The committed ingests that stored activations of dictionary `dict`, in id order: the
+    /// ingest ids its feature-major blocks can carry.
+    pub(crate) fn ingests_into(&self, dict: u32) -> Vec<u32> {
+        let Some(name) = self
+            .dictionaries
+            .iter()
+            .find(|d| d.id == dict)
+            .map(|d| &d.name)
+        else {
+            return Vec::new();
+        };
+        let mut ids: Vec<u32> = self
+            .ingests
+            .iter()
+            .filter(|r| ACTIVATION_INGESTS.contains(&r.kind.as_str()))
+            .filter(|r| r.target.as_ref() == Some(name))
+            .map(|r| r.id)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
     pub(crate) fn dict(&self, name: &str) -> Result<&DictionaryInfo> {
         self.dictionaries
@@ -172,11 +201,11 @@ impl Store {
         opts.create_if_missing(creating);
         opts.create_missing_column_families(!read_only);
         opts.set_max_background_jobs(2);
-        let cfs: Vec<ColumnFamilyDescriptor> = ALL_CFS
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)))
-            .collect();
         let db_path = path.join("db");
+        let cfs: Vec<ColumnFamilyDescriptor> = column_families(&opts, &db_path, read_only)
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_options(name)))
+            .collect();
         let db = if read_only {
             DB::open_cf_descriptors_read_only(&opts, &db_path, cfs, false)
         } else {
@@ -219,12 +248,20 @@ impl Store {
                 message: "not a saedb store (no format version recorded)".into(),
             })?;
         let found = u32::from_be_bytes(bytes);
-        if found == UPGRADABLE_VERSION {
+        if UPGRADABLE_VERSIONS.contains(&found) {
             if self.read_only {
-                self.stats_v2 = true;
+                self.stats_v2 = found == 2;
                 return Ok(());
             }
-            return self.upgrade_stats_records();
+            if found == 2 {
+                self.upgrade_stats_records()?;
+            }
+            return self.move_feature_blocks();
+        }
+        if found == FORMAT_VERSION && !self.read_only {
+            // Version 4 was recorded, but the process stopped before the emptied column family
+            // of version 3 was dropped.
+            self.drop_feature_major_v3()?;
         }
         if found != FORMAT_VERSION {
             return Err(Error::Store {
@@ -239,7 +276,7 @@ impl Store {
     }
 
     /// Format version 2 → 3: every statistics record re-encoded in the compact layout, with
-    /// the new version, in one synced batch (a crash leaves the store at version 2, intact).
+    /// version 3, in one synced batch (a crash leaves the store at version 2, intact).
     fn upgrade_stats_records(&self) -> Result<()> {
         let mut batch = WriteBatch::default();
         for item in self.db.iterator_cf(self.cf(CF_STATS), IteratorMode::Start) {
@@ -247,12 +284,49 @@ impl Store {
             let record = crate::stats::decode_v2(&value)?;
             batch.put_cf(self.cf(CF_STATS), key, record.encode());
         }
-        batch.put_cf(
-            self.cf(CF_META),
-            META_FORMAT_VERSION,
-            FORMAT_VERSION.to_be_bytes(),
-        );
+        batch.put_cf(self.cf(CF_META), META_FORMAT_VERSION, 3u32.to_be_bytes());
         self.commit(batch)
+    }
+
+    /// Format version 3 → 4: every feature-major block moves to [`CF_FEATURE_MAJOR`] under its
+    /// ingest-first key (the block's bytes unchanged), in batches that each move their blocks
+    /// atomically; then version 4 is recorded (synced, which syncs the batches before it) and
+    /// the emptied column family dropped. Interrupted, the store stays at version 3 with each
+    /// block in one of the two column families, which reads use both of; the next writable
+    /// open moves the rest. Costs one pass over the blocks.
+    fn move_feature_blocks(&mut self) -> Result<()> {
+        const BATCH_BYTES: usize = 64 << 20;
+        if let Some(old) = self.db.cf_handle(CF_FEATURE_MAJOR_V3) {
+            let new = self.cf(CF_FEATURE_MAJOR);
+            let mut batch = WriteBatch::default();
+            for item in self.db.iterator_cf(old, IteratorMode::Start) {
+                let (key, block) = item?;
+                batch.put_cf(new, key_v3_to_v4(&key)?, block);
+                batch.delete_cf(old, key);
+                if batch.size_in_bytes() >= BATCH_BYTES {
+                    self.db.write(std::mem::take(&mut batch))?;
+                }
+            }
+            self.db.write(batch)?;
+        }
+        self.put_meta(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes(), true)?;
+        self.drop_feature_major_v3()
+    }
+
+    fn drop_feature_major_v3(&mut self) -> Result<()> {
+        if self.db.cf_handle(CF_FEATURE_MAJOR_V3).is_some() {
+            self.db.drop_cf(CF_FEATURE_MAJOR_V3)?;
+        }
+        Ok(())
+    }
+
+    /// The column families feature-major blocks may be in: [`CF_FEATURE_MAJOR`], and version
+    /// 3's while it is open (a read-only open of a version 3 store, or an interrupted upgrade).
+    pub(crate) fn feature_major_cfs(&self) -> Vec<(&'static str, &ColumnFamily)> {
+        [CF_FEATURE_MAJOR, CF_FEATURE_MAJOR_V3]
+            .into_iter()
+            .filter_map(|name| self.db.cf_handle(name).map(|cf| (name, cf)))
+            .collect()
     }
 
     /// The directory the store lives in.
@@ -447,14 +521,15 @@ impl Store {
     pub fn bytes_by_part(&self) -> Vec<(&'static str, u64)> {
         ALL_CFS
             .iter()
-            .map(|&name| {
+            .filter_map(|&name| {
+                let cf = self.db.cf_handle(name)?; // a read-only version 3 store lacks one
                 let bytes = self
                     .db
-                    .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")
+                    .property_int_value_cf(cf, "rocksdb.total-sst-files-size")
                     .ok()
                     .flatten()
                     .unwrap_or(0);
-                (name, bytes)
+                Some((name, bytes))
             })
             .collect()
     }
@@ -534,9 +609,45 @@ impl Drop for Store {
     }
 }
 
+/// The column families to open: all of [`ALL_CFS`] (a writable open creates those missing), and
+/// version 3's feature-major one where it exists. A read-only open can create nothing, so it
+/// opens only those that exist.
+fn column_families(opts: &Options, db_path: &Path, read_only: bool) -> Vec<&'static str> {
+    let existing = DB::list_cf(opts, db_path).unwrap_or_default();
+    let exists = |name: &str| existing.iter().any(|e| e == name);
+    ALL_CFS
+        .into_iter()
+        .filter(|name| !read_only || exists(name))
+        .chain(exists(CF_FEATURE_MAJOR_V3).then_some(CF_FEATURE_MAJOR_V3))
+        .collect()
+}
+
+/// A version 3 feature-major key, `dict | feature | ingest | chunk`, in version 4's order.
+fn key_v3_to_v4(key: &[u8]) -> Result<[u8; 16]> {
+    let fields = (
+        field(key, 0),
+        block_feature(CF_FEATURE_MAJOR_V3, key),
+        block_ingest_id(CF_FEATURE_MAJOR_V3, key),
+        field(key, 3),
+    );
+    match fields {
+        (Some(dict), Some(feature), Some(ingest), Some(chunk)) if key.len() == 16 => {
+            Ok(feature_major_key(dict, ingest, feature, chunk))
+        }
+        _ => Err(Error::Corrupt(format!(
+            "a feature-major key of {} bytes (16 expected)",
+            key.len()
+        ))),
+    }
+}
+
 fn cf_options(name: &str) -> Options {
     let mut o = Options::default();
-    if name == CF_TOKEN_MAJOR || name == CF_FEATURE_MAJOR || name == CF_WEIGHTS {
+    if name == CF_TOKEN_MAJOR
+        || name == CF_FEATURE_MAJOR
+        || name == CF_FEATURE_MAJOR_V3
+        || name == CF_WEIGHTS
+    {
         // Blocks are Rice-coded already: LZ4 on every flush found little to take (2% of a
         // latents ingest's instructions, mostly wasted). zstd at the bottom level found nothing:
         // the table properties of a compacted medium store show data blocks as large as the

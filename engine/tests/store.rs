@@ -605,7 +605,7 @@ fn raw_db(store_dir: &Path) -> rocksdb::DB {
         "weights",
         "docs",
         "token_major",
-        "feature_major",
+        "feature_major_by_ingest",
         "stats",
         "labels",
         "graphs",
@@ -636,11 +636,13 @@ fn check_finds_damage_and_repair_rebuilds_derived_data() {
         let mut key = 0u32.to_be_bytes().to_vec();
         key.extend_from_slice(&9u32.to_be_bytes());
         db.delete_cf(db.cf_handle("stats").unwrap(), &key).unwrap();
-        let mut orphan = key.clone();
-        orphan.extend_from_slice(&999u32.to_be_bytes());
-        orphan.extend_from_slice(&0u32.to_be_bytes());
+        // dict 0 | ingest 999 | feature 9 | chunk 0
+        let orphan: Vec<u8> = [0u32, 999, 9, 0]
+            .iter()
+            .flat_map(|x| x.to_be_bytes())
+            .collect();
         db.put_cf(
-            db.cf_handle("feature_major").unwrap(),
+            db.cf_handle("feature_major_by_ingest").unwrap(),
             &orphan,
             [1u8, 0, 0, 0x00, 0x3c],
         )
@@ -804,7 +806,11 @@ fn an_index_dumped_over_float32_rows_loads_without_a_rebuild() {
             "L2/{feature}"
         );
     }
-    assert_eq!(std::fs::read(&graph).unwrap(), bytes, "the old graph was rebuilt");
+    assert_eq!(
+        std::fs::read(&graph).unwrap(),
+        bytes,
+        "the old graph was rebuilt"
+    );
     assert_eq!(std::fs::metadata(&data).unwrap().len(), data_len);
 }
 
