@@ -78,7 +78,7 @@ pub fn token_major_key(dict: u32, doc: u32, ingest: u32, chunk: u32) -> [u8; 16]
 /// before the feature so that one ingest's blocks are one key range, overlapping no other
 /// ingest's: RocksDB files them into the bottom level as they are and never compacts them
 /// again. (Feature first, every ingest's table file spanned the whole column family, and each
-/// background compaction rewrote it all: 17% of a medium ingest's CPU.)
+/// background compaction rewrote it all: about 15% of a medium ingest's CPU.)
 pub fn feature_major_key(dict: u32, ingest: u32, feature: u32, chunk: u32) -> [u8; 16] {
     four(dict, ingest, feature, chunk)
 }
