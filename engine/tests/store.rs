@@ -689,12 +689,9 @@ fn f_rows(fx: &Path) -> u64 {
         .len() as u64
 }
 
-/// A damaged index dump is rebuilt, not loaded: hnsw_rs's loader unwraps its reads, so a
-/// truncated or overwritten graph file would otherwise panic inside it. After each damage,
-/// NEIGHBOURS at breadth 512 (all 512 features) answers exactly like the exact search, and the
-/// dump on disk has been rewritten with a checksum.
-#[test]
-fn damaged_index_dumps_are_rebuilt() {
+/// A store with the fixtures' L2 dictionary and its index built; the index's dump directory
+/// and the name of its files.
+fn store_with_l2_index() -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = Store::create_or_open(dir.path()).unwrap();
@@ -706,6 +703,16 @@ fn damaged_index_dumps_are_rebuilt() {
         .find(|p| p.is_dir())
         .unwrap();
     let name = dump.file_name().unwrap().to_str().unwrap().to_string();
+    (dir, dump, name)
+}
+
+/// A damaged index dump is rebuilt, not loaded: hnsw_rs's loader unwraps its reads, so a
+/// truncated or overwritten graph file would otherwise panic inside it. After each damage,
+/// NEIGHBOURS at breadth 512 (all 512 features) answers exactly like the exact search, and the
+/// dump on disk has been rewritten with a checksum.
+#[test]
+fn damaged_index_dumps_are_rebuilt() {
+    let (dir, dump, name) = store_with_l2_index();
     let graph = dump.join(format!("{name}.hnsw.graph"));
     let sum = dump.join(format!("{name}.hnsw.graph.xxh3"));
     assert!(sum.exists(), "a dump carries its checksum");
@@ -762,17 +769,7 @@ impl hnsw_rs::anndists::dist::Distance<f32> for F32Cosine {
 #[test]
 fn an_index_dumped_over_float32_rows_loads_without_a_rebuild() {
     use hnsw_rs::prelude::{AnnT, Hnsw};
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let s = Store::create_or_open(dir.path()).unwrap();
-        load_minilm(&s, &fixtures(), &["L2"], false, &[]);
-    }
-    let dump = std::fs::read_dir(dir.path().join("hnsw"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .unwrap();
-    let name = dump.file_name().unwrap().to_str().unwrap().to_string();
+    let (dir, dump, name) = store_with_l2_index();
     // The old dump, made here by hnsw_rs itself over the unit rows of the fixture's decoder.
     let (w_dec, shape) = read_matrix(&fixtures().join("sae_L2/sae_weights.safetensors"), "W_dec");
     let unit: Vec<Vec<f32>> = w_dec
