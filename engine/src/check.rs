@@ -8,7 +8,7 @@
 use crate::codec::{decode_feature_block, decode_token_block};
 use crate::keys::*;
 use crate::stats::StatsRecord;
-use crate::store::{poisoned, Store, FORMAT_VERSION};
+use crate::store::{poisoned, Store};
 use crate::types::DictionaryInfo;
 use crate::Result;
 use rocksdb::{IteratorMode, WriteBatch};
@@ -49,7 +49,7 @@ impl Store {
     /// live feature, and that every graph loads and validates.
     pub fn check(&self) -> Result<CheckReport> {
         let mut report = CheckReport {
-            format_version: FORMAT_VERSION,
+            format_version: self.format_version,
             ..Default::default()
         };
         let dicts = self.dictionaries();

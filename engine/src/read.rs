@@ -259,7 +259,7 @@ impl Store {
             .db
             .get_cf(self.cf(CF_STATS), feature_key(dict, feature))?
         {
-            Some(b) if self.stats_v2 => Ok(Some(crate::stats::decode_v2(&b)?)),
+            Some(b) if self.format_version == 2 => Ok(Some(crate::stats::decode_v2(&b)?)),
             Some(b) => Ok(Some(StatsRecord::decode(&b)?)),
             None => Ok(None),
         }

@@ -9,6 +9,7 @@ use crate::ann::AnnIndex;
 use crate::formats::vocab::VocabMatrix;
 use crate::graph::GraphInfo;
 use crate::keys::*;
+use crate::progress::{NoProgress, Progress};
 use crate::types::*;
 use crate::{Error, Result};
 use rocksdb::{
@@ -49,8 +50,9 @@ pub struct Store {
     /// Seqlock over commits: odd while a commit is between its RocksDB write and its catalog
     /// swap. Readers retry when it moved, so every call sees one ingest entirely or not at all.
     pub(crate) commit_seq: AtomicU64,
-    /// A format version 2 store opened read-only: statistics records are in the old layout.
-    pub(crate) stats_v2: bool,
+    /// The format version the store is in: [`FORMAT_VERSION`], or an older one that a read-only
+    /// open reads as it is (version 2's statistics records are in their old layout).
+    pub(crate) format_version: u32,
 }
 
 /// Derived, in-memory data loaded on first use.
@@ -157,19 +159,31 @@ impl Catalog {
 impl Store {
     /// Opens the store at `path`, creating it if it does not exist.
     pub fn create_or_open(path: impl AsRef<Path>) -> Result<Store> {
+        Self::create_or_open_with(path, &NoProgress)
+    }
+
+    /// [`Store::create_or_open`], reporting an upgrade of an older store's format to `progress`.
+    pub fn create_or_open_with(path: impl AsRef<Path>, progress: &dyn Progress) -> Result<Store> {
         let path = path.as_ref();
         if !path.exists() || is_empty_dir(path) {
             std::fs::create_dir_all(path.join("db")).map_err(|e| Error::io(path, e))?;
-            return Self::open_db(path, false, true);
+            return Self::open_db(path, false, true, progress);
         }
-        Self::open(path)
+        Self::open_with(path, progress)
     }
 
-    /// Opens an existing store; fails if there is none at `path`.
+    /// Opens an existing store; fails if there is none at `path`. A store in an older format
+    /// (docs/RELIABILITY.md) is upgraded first: one pass over its feature blocks.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Self::open_with(path, &NoProgress)
+    }
+
+    /// [`Store::open`], reporting an upgrade of an older store's format to `progress` (about
+    /// 4 s for a store of 120M activations here).
+    pub fn open_with(path: impl AsRef<Path>, progress: &dyn Progress) -> Result<Store> {
         let path = path.as_ref();
         Self::check_is_store(path)?;
-        Self::open_db(path, false, false)
+        Self::open_db(path, false, false, progress)
     }
 
     /// Opens an existing store for reading only: another process may be ingesting into it; this
@@ -177,7 +191,7 @@ impl Store {
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         Self::check_is_store(path)?;
-        Self::open_db(path, true, false)
+        Self::open_db(path, true, false, &NoProgress)
     }
 
     fn check_is_store(path: &Path) -> Result<()> {
@@ -196,7 +210,12 @@ impl Store {
         Ok(())
     }
 
-    fn open_db(path: &Path, read_only: bool, creating: bool) -> Result<Store> {
+    fn open_db(
+        path: &Path,
+        read_only: bool,
+        creating: bool,
+        progress: &dyn Progress,
+    ) -> Result<Store> {
         let mut opts = Options::default();
         opts.create_if_missing(creating);
         opts.create_missing_column_families(!read_only);
@@ -223,7 +242,7 @@ impl Store {
             writer: Mutex::new(()),
             caches: Caches::default(),
             commit_seq: AtomicU64::new(0),
-            stats_v2: false,
+            format_version: FORMAT_VERSION,
         };
         if !read_only {
             store.remove_ingest_dir();
@@ -232,13 +251,13 @@ impl Store {
             store.put_meta(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes(), true)?;
             store.write_catalog_alone(&Catalog::default())?;
         }
-        store.check_version()?;
+        store.check_version(progress)?;
         let catalog = store.read_catalog()?;
         *store.catalog.get_mut().map_err(|_| poisoned())? = catalog;
         Ok(store)
     }
 
-    fn check_version(&mut self) -> Result<()> {
+    fn check_version(&mut self, progress: &dyn Progress) -> Result<()> {
         let v = self.db.get_cf(self.cf(CF_META), META_FORMAT_VERSION)?;
         let bytes: [u8; 4] = v
             .as_deref()
@@ -250,13 +269,13 @@ impl Store {
         let found = u32::from_be_bytes(bytes);
         if UPGRADABLE_VERSIONS.contains(&found) {
             if self.read_only {
-                self.stats_v2 = found == 2;
+                self.format_version = found;
                 return Ok(());
             }
             if found == 2 {
                 self.upgrade_stats_records()?;
             }
-            return self.move_feature_blocks();
+            return self.move_feature_blocks(progress);
         }
         if found == FORMAT_VERSION && !self.read_only {
             // Version 4 was recorded, but the process stopped before the emptied column family
@@ -294,20 +313,29 @@ impl Store {
     /// the emptied column family dropped. Interrupted, the store stays at version 3 with each
     /// block in one of the two column families, which reads use both of; the next writable
     /// open moves the rest. Costs one pass over the blocks.
-    fn move_feature_blocks(&mut self) -> Result<()> {
+    fn move_feature_blocks(&mut self, progress: &dyn Progress) -> Result<()> {
         const BATCH_BYTES: usize = 64 << 20;
         if let Some(old) = self.db.cf_handle(CF_FEATURE_MAJOR_V3) {
+            let total = self
+                .db
+                .property_int_value_cf(old, "rocksdb.total-sst-files-size")
+                .ok()
+                .flatten()
+                .unwrap_or(0);
+            progress.start("upgrading the store to format 4", total);
             let new = self.cf(CF_FEATURE_MAJOR);
             let mut batch = WriteBatch::default();
             for item in self.db.iterator_cf(old, IteratorMode::Start) {
                 let (key, block) = item?;
-                batch.put_cf(new, key_v3_to_v4(&key)?, block);
+                batch.put_cf(new, key_v3_to_v4(&key)?, &block);
                 batch.delete_cf(old, key);
+                progress.advance(block.len() as u64);
                 if batch.size_in_bytes() >= BATCH_BYTES {
                     self.db.write(std::mem::take(&mut batch))?;
                 }
             }
             self.db.write(batch)?;
+            progress.finish();
         }
         self.put_meta(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes(), true)?;
         self.drop_feature_major_v3()
@@ -485,7 +513,7 @@ impl Store {
         let c = self.catalog();
         Ok(StoreInfo {
             path: self.path.display().to_string(),
-            format_version: FORMAT_VERSION,
+            format_version: self.format_version,
             documents: c.documents,
             tokens: c.tokens,
             dictionaries: c.dictionaries.clone(),

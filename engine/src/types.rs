@@ -189,6 +189,8 @@ pub struct IngestReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoreInfo {
     pub path: String,
+    /// The format version the store is in (an older one when opened read-only, before the
+    /// first writable open upgrades it).
     pub format_version: u32,
     pub documents: u64,
     pub tokens: u64,

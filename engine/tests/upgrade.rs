@@ -6,8 +6,9 @@
 
 mod common;
 use common::load_minilm;
-use saedb_engine::{FeatureRef, Store, FORMAT_VERSION};
+use saedb_engine::{FeatureRef, Progress, Store, FORMAT_VERSION};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/minilm-mini")
@@ -163,6 +164,12 @@ fn a_version_3_store_is_read_and_upgraded_on_a_writable_open() {
     {
         let s = Store::open_read_only(dir.path()).unwrap();
         assert_eq!(answers(&s), want);
+        assert_eq!(
+            s.info().unwrap().format_version,
+            3,
+            "info names the version as it is"
+        );
+        assert_eq!(s.check().unwrap().format_version, 3);
         assert!(s.check().unwrap().is_ok());
     }
     assert_eq!(
@@ -172,9 +179,51 @@ fn a_version_3_store_is_read_and_upgraded_on_a_writable_open() {
     );
     let s = Store::open(dir.path()).unwrap();
     assert_eq!(recorded_version(dir.path()), 4);
+    assert_eq!(s.info().unwrap().format_version, 4);
     assert!(!column_families(dir.path()).contains(&FEATURE_BLOCKS_V3.to_string()));
     assert_eq!(answers(&s), want);
     assert!(s.check().unwrap().is_ok());
+}
+
+/// Records what an open reports.
+#[derive(Default)]
+struct Recorded {
+    phases: Mutex<Vec<(String, u64)>>,
+    advanced: Mutex<u64>,
+}
+
+impl Progress for Recorded {
+    fn start(&self, phase: &str, total: u64) {
+        self.phases.lock().unwrap().push((phase.to_string(), total));
+    }
+    fn advance(&self, n: u64) {
+        *self.advanced.lock().unwrap() += n;
+    }
+    fn finish(&self) {}
+}
+
+/// The upgrade is long work on a large store: `open_with` reports it as one phase whose total
+/// (the old column family's table bytes) covers the block bytes it advances by. A current store
+/// opens without a word.
+#[test]
+fn an_upgrade_reports_its_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_store(dir.path());
+    rewrite_feature_blocks_as_version_3(dir.path(), true);
+    set_format_version(dir.path(), 3);
+    let seen = Recorded::default();
+    drop(Store::open_with(dir.path(), &seen).unwrap());
+    let phases = seen.phases.lock().unwrap().clone();
+    assert_eq!(phases.len(), 1, "{phases:?}");
+    assert!(phases[0].0.contains("upgrading"), "{phases:?}");
+    let advanced = *seen.advanced.lock().unwrap();
+    assert!(
+        advanced > 0 && advanced <= phases[0].1,
+        "{advanced} of {phases:?}"
+    );
+    let again = Recorded::default();
+    drop(Store::open_with(dir.path(), &again).unwrap());
+    assert!(again.phases.lock().unwrap().is_empty());
 }
 
 /// An upgrade from version 3 interrupted after some batches: each block is in one of the two
@@ -212,7 +261,10 @@ fn a_version_2_store_is_read_and_upgraded_on_a_writable_open() {
     rewrite_stats_as_version_2(dir.path());
     rewrite_feature_blocks_as_version_3(dir.path(), true);
     set_format_version(dir.path(), 2);
-    assert_eq!(answers(&Store::open_read_only(dir.path()).unwrap()), want);
+    let read_only = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(answers(&read_only), want);
+    assert_eq!(read_only.info().unwrap().format_version, 2);
+    drop(read_only);
     assert_eq!(
         recorded_version(dir.path()),
         2,
