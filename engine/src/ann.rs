@@ -17,7 +17,7 @@ use crate::vector::dot;
 use crate::Progress;
 use crate::{Error, Result};
 use flat::{FlatGraph, Rows};
-use half::{HalfCosine, HalfRows};
+use half::{half_bits, HalfCosine, HalfRows};
 use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo, NoData, NoDist};
 use std::path::{Path, PathBuf};
@@ -391,11 +391,7 @@ impl Store {
             .collect();
         // hnsw_rs searches with a query of its data type: the float16 copy of the query row.
         let by_hnsw_rs = |q: &[f32]| -> Vec<(usize, f32)> {
-            let q: Vec<u16> = q
-                .iter()
-                .map(|v| ::half::f16::from_f32(*v).to_bits())
-                .collect();
-            let found = hnsw.search(&q, k + 1, ef.max(k + 1));
+            let found = hnsw.search(&half_bits(q), k + 1, ef.max(k + 1));
             found.iter().map(|n| (n.d_id, 1.0 - n.distance)).collect()
         };
         let by_flat = |q: &[f32]| index.search(q, k + 1, ef.max(k + 1));

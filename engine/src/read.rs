@@ -143,25 +143,23 @@ impl Store {
     /// Raw (doc, pos, value) of a feature from its committed feature-major blocks: one seek
     /// per committed ingest into the dictionary (blocks are keyed ingest first), in ingest order.
     pub(crate) fn feature_entries(&self, dict: u32, feature: u32) -> Result<Vec<(u32, u32, f32)>> {
-        let ingests = self.catalog().ingests_into(dict);
         let mut out = Vec::new();
         // A version 3 store opened read-only has none of this column family yet.
-        let Some(cf) = self.db.cf_handle(CF_FEATURE_MAJOR) else {
-            self.feature_entries_v3(dict, feature, &mut out)?;
-            return Ok(out);
-        };
-        let mut it = self.db.raw_iterator_cf(cf);
-        for ingest in ingests {
-            let prefix = feature_major_prefix(dict, ingest, feature);
-            it.seek(prefix);
-            while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                if !k.starts_with(&prefix) {
-                    break;
+        if let Some(cf) = self.db.cf_handle(CF_FEATURE_MAJOR) {
+            let ingests = self.catalog().ingests_into(dict); // not holding the catalog's lock
+            let mut it = self.db.raw_iterator_cf(cf);
+            for ingest in ingests {
+                let prefix = feature_major_prefix(dict, ingest, feature);
+                it.seek(prefix);
+                while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                    if !k.starts_with(&prefix) {
+                        break;
+                    }
+                    decode_feature_block(v, &mut out)?;
+                    it.next();
                 }
-                decode_feature_block(v, &mut out)?;
-                it.next();
+                it.status()?;
             }
-            it.status()?;
         }
         self.feature_entries_v3(dict, feature, &mut out)?;
         Ok(out)

@@ -316,13 +316,7 @@ impl Store {
     fn move_feature_blocks(&mut self, progress: &dyn Progress) -> Result<()> {
         const BATCH_BYTES: usize = 64 << 20;
         if let Some(old) = self.db.cf_handle(CF_FEATURE_MAJOR_V3) {
-            let total = self
-                .db
-                .property_int_value_cf(old, "rocksdb.total-sst-files-size")
-                .ok()
-                .flatten()
-                .unwrap_or(0);
-            progress.start("upgrading the store to format 4", total);
+            progress.start("upgrading the store to format 4", self.table_bytes(old));
             let new = self.cf(CF_FEATURE_MAJOR);
             let mut batch = WriteBatch::default();
             for item in self.db.iterator_cf(old, IteratorMode::Start) {
@@ -551,15 +545,18 @@ impl Store {
             .iter()
             .filter_map(|&name| {
                 let cf = self.db.cf_handle(name)?; // a read-only version 3 store lacks one
-                let bytes = self
-                    .db
-                    .property_int_value_cf(cf, "rocksdb.total-sst-files-size")
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0);
-                Some((name, bytes))
+                Some((name, self.table_bytes(cf)))
             })
             .collect()
+    }
+
+    /// Bytes of a column family's table files (0 if RocksDB cannot say).
+    fn table_bytes(&self, cf: &ColumnFamily) -> u64 {
+        self.db
+            .property_int_value_cf(cf, "rocksdb.total-sst-files-size")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
     }
 
     /// All dictionaries, in the order they were ingested.

@@ -4,7 +4,7 @@
 //! TOP 20 the way people answer it today: load the split holding the feature and scan it.
 
 use crate::gen::ScaleSpec;
-use crate::st::{Dtype, Spec, StWriter};
+use crate::st::{self, Dtype, Spec, StWriter};
 use anyhow::{anyhow, bail, Context, Result};
 use half::f16;
 use safetensors::SafeTensors;
@@ -89,16 +89,8 @@ pub fn write_cache(
         });
     }
     for path in latents {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let st =
-            SafeTensors::deserialize(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let loc = st.tensor("locations")?;
-        let act = st.tensor("activations")?;
-        let (loc, act) = (loc.data(), act.data());
-        for (l, a) in loc.chunks_exact(12).zip(act.chunks_exact(4)) {
-            let at = |i: usize| u32::from_le_bytes(l[i..i + 4].try_into().unwrap());
-            let (doc, pos, latent) = (at(0), at(4), at(8) as usize);
-            let v = f32::from_le_bytes(a.try_into().unwrap());
+        st::for_each_latent(path, |doc, pos, latent, v| {
+            let latent = latent as usize;
             let s = latent / width;
             let local = (latent - s * width) as u32;
             let sp = &mut splits[s];
@@ -116,7 +108,8 @@ pub fn write_cache(
             if sp.loc_buf.len() >= FLUSH_BYTES {
                 sp.flush()?;
             }
-        }
+            Ok(())
+        })?;
     }
     for mut sp in splits {
         sp.flush()?;

@@ -14,10 +14,10 @@
 //!   entropy, so a coder modelling correlations between features could do a little better — the
 //!   generator's features are independent but for the per-token count.
 
-use anyhow::{anyhow, Context, Result};
+use crate::st::for_each_latent;
+use anyhow::Result;
 use half::f16;
 use rayon::prelude::*;
-use safetensors::SafeTensors;
 use std::path::PathBuf;
 
 /// The entropy of the activations, per nonzero.
@@ -80,16 +80,11 @@ pub fn measure(latents: &[PathBuf], d_sae: usize, tokens: u64) -> Result<Floor> 
     let counts = latents
         .par_iter()
         .map(|path| {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let st =
-                SafeTensors::deserialize(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            let (loc, act) = (st.tensor("locations")?, st.tensor("activations")?);
             let mut c = Counts::new(d_sae);
-            for (l, a) in loc.data().chunks_exact(12).zip(act.data().chunks_exact(4)) {
-                let feature = i32::from_le_bytes(l[8..12].try_into()?) as usize;
-                c.add(feature, f32::from_le_bytes(a.try_into()?));
-            }
+            for_each_latent(path, |_, _, latent, value| {
+                c.add(latent as usize, value);
+                Ok(())
+            })?;
             Ok::<Counts, anyhow::Error>(c)
         })
         .try_reduce(|| Counts::new(d_sae), |a, b| Ok(a.merge(b)))?;

@@ -160,12 +160,12 @@ fn timed<T>(items: &[T], mut f: impl FnMut(&T) -> Result<()>) -> Result<Vec<Dura
     Ok(out)
 }
 
-/// Peak resident set (VmHWM) in MiB.
 /// Bytes of the store's table files, all column families.
 fn table_bytes(store: &Store) -> u64 {
     store.bytes_by_part().iter().map(|(_, bytes)| bytes).sum()
 }
 
+/// Peak resident set (VmHWM) in MiB.
 fn peak_rss_mb() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()

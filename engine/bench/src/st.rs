@@ -126,3 +126,26 @@ pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
     }
     out
 }
+
+/// Calls `f(doc, pos, latent, value)` for every row of a delphi latents file (int32 `locations
+/// [n, 3]` with absolute latents, float32 `activations [n]`), in file order; stops at the first
+/// error `f` returns.
+pub fn for_each_latent(
+    path: &Path,
+    mut f: impl FnMut(u32, u32, u32, f32) -> Result<()>,
+) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let (loc, act) = (st.tensor("locations")?, st.tensor("activations")?);
+    let le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    for (l, a) in loc.data().chunks_exact(12).zip(act.data().chunks_exact(4)) {
+        f(
+            le(&l[0..4]),
+            le(&l[4..8]),
+            le(&l[8..12]),
+            f32::from_bits(le(a)),
+        )?;
+    }
+    Ok(())
+}

@@ -403,7 +403,7 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ann::half::HalfRows;
+    use crate::ann::half::{half_bits, HalfRows};
     use crate::ann::{build_hnsw, default_search_breadth};
     use crate::store::Decoder;
     use crate::NoProgress;
@@ -609,11 +609,7 @@ mod tests {
             .flat_map(|&ef| qs.iter().zip(&truths).map(move |(q, t)| (ef, q, t)))
             .map(|(ef, q, truth)| {
                 // hnsw_rs searches in its data type: the query's float16 copy.
-                let q: Vec<u16> = q
-                    .iter()
-                    .map(|v| half::f16::from_f32(*v).to_bits())
-                    .collect();
-                let found = ix.hnsw.search(&q, 10, ef);
+                let found = ix.hnsw.search(&half_bits(q), 10, ef);
                 let ids: Vec<u32> = found.iter().map(|n| n.d_id as u32).collect();
                 hits(&ids, truth)
             })

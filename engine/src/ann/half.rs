@@ -18,6 +18,11 @@ use half::f16;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
+/// `v` rounded to float16, as bit patterns: hnsw_rs's data type, so also its queries'.
+pub(crate) fn half_bits(v: &[f32]) -> Vec<u16> {
+    v.iter().map(|x| f16::from_f32(*x).to_bits()).collect()
+}
+
 /// Unit rows as float16 bit patterns: row `f` is `bits[f * dim..(f + 1) * dim]`.
 pub(crate) struct HalfRows {
     bits: Vec<u16>,
@@ -214,7 +219,7 @@ mod tests {
         #[test]
         fn dot_f16_is_the_dot_with_the_rounded_row(pairs in proptest::collection::vec((-1f32..1.0, -1f32..1.0), 0..900)) {
             let (q, r): (Vec<f32>, Vec<f32>) = pairs.into_iter().unzip();
-            let bits: Vec<u16> = r.iter().map(|v| f16::from_f32(*v).to_bits()).collect();
+            let bits = half_bits(&r);
             let want: f64 = q.iter().zip(&r).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
             let scale: f64 = q.iter().zip(&r).map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs()).sum();
             // float16 keeps 11 significant bits: each product is off by at most 2^-11 of itself.
