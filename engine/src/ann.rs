@@ -53,7 +53,8 @@ type HnswIndex = Hnsw<'static, u16, HalfCosine>;
 /// Builds hnsw_rs's index over a decoder's live unit rows, in their float16 copy `walk` (data
 /// ids are feature indices). The build waits on loading rows; float16 rows, half the bytes,
 /// took a 24,576 × 768 build from 66–68 s to 55–63 s (docs/BENCHMARKS.md).
-fn build_hnsw(dec: &Decoder, walk: &HalfRows, progress: &dyn Progress) -> HnswIndex {
+/// `Cancelled` when `progress` asks to stop (checked between chunks of inserts).
+fn build_hnsw(dec: &Decoder, walk: &HalfRows, progress: &dyn Progress) -> Result<HnswIndex> {
     let n = dec.alive.len();
     let hnsw = Hnsw::new(
         MAX_CONNECTIONS,
@@ -68,13 +69,14 @@ fn build_hnsw(dec: &Decoder, walk: &HalfRows, progress: &dyn Progress) -> HnswIn
         .collect();
     progress.start("indexing decoder directions", rows.len() as u64);
     for chunk in rows.chunks(INSERT_CHUNK) {
+        crate::progress::check_cancelled(progress)?;
         hnsw.parallel_insert_slice(&chunk.to_vec());
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
     let mut hnsw = hnsw;
     hnsw.set_searching_mode(true);
-    hnsw
+    Ok(hnsw)
 }
 
 fn rows(decoder: &Decoder) -> Rows<'_> {
@@ -135,12 +137,12 @@ impl Store {
             .ok_or_else(|| Error::Corrupt(format!("dictionary id {dict} is not in the catalog")))?;
         let decoder = self.decoder(&info)?;
         let walk = HalfRows::new(rows(&decoder));
-        let hnsw = build_hnsw(&decoder, &walk, progress);
+        let hnsw = build_hnsw(&decoder, &walk, progress)?;
         if !self.read_only {
             self.dump_ann(dict, &hnsw)?;
         }
         let index = AnnIndex::from_hnsw(&hnsw, decoder, walk).map_err(|e| {
-            Error::Storage(format!("copying the HNSW graph of dictionary {dict}: {e}"))
+            Error::storage(format!("copying the HNSW graph of dictionary {dict}: {e}"))
         })?;
         let index = Arc::new(index);
         self.caches
@@ -157,7 +159,7 @@ impl Store {
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let base = Self::ann_basename(dict);
         hnsw.file_dump(&tmp, &base)
-            .map_err(|e| Error::Storage(format!("writing HNSW index of dictionary {dict}: {e}")))?;
+            .map_err(|e| Error::storage(format!("writing HNSW index of dictionary {dict}: {e}")))?;
         let sum = hash_path(&graph_path(&tmp, &base))?;
         let sum_path = graph_sum_path(&tmp, &base);
         std::fs::write(&sum_path, sum).map_err(|e| Error::io(&sum_path, e))?;
@@ -383,7 +385,7 @@ impl Store {
         let mut io = HnswIo::new(&self.ann_dir().join(&base), &base);
         let mut hnsw: Hnsw<u16, HalfCosine> = io
             .load_hnsw()
-            .map_err(|e| Error::Storage(format!("reloading the HNSW index of '{dict}': {e}")))?;
+            .map_err(|e| Error::storage(format!("reloading the HNSW index of '{dict}': {e}")))?;
         hnsw.set_searching_mode(true);
         let queries: Vec<(u32, &[f32])> = features
             .iter()

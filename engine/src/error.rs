@@ -6,9 +6,15 @@ use std::path::PathBuf;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the engine. Messages are complete sentences a user can act on.
+///
+/// New variants may be added in any release (`#[non_exhaustive]`): match the ones you handle and
+/// keep a fallback arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// An input file is malformed: the message says what is wrong with it.
+    /// An input was rejected before anything was written: a malformed file, or in-memory data
+    /// (then `path` is the source name the caller gave) that is inconsistent, out of range or
+    /// overlaps what the store holds. The store is exactly as it was.
     #[error("{}: {message}", path.display())]
     BadInput { path: PathBuf, message: String },
 
@@ -72,17 +78,74 @@ pub enum Error {
     #[error("not available yet: {0}")]
     NotAvailable(String),
 
-    /// The directory is not a saedb store, or one of another format version.
+    /// The directory is not a saedb store (missing, a file, an empty or foreign directory), or
+    /// one of a format version this build cannot read.
     #[error("{}: {message}", path.display())]
     Store { path: PathBuf, message: String },
+
+    /// Another process (or another handle in this one) has the store open for writing. A
+    /// read-only open ([`crate::OpenOptions::read_only`]) still works and sees what it committed.
+    #[error("{}: the store is in use by another saedb process (close it first, or open it read-only)", path.display())]
+    Locked { path: PathBuf },
+
+    /// An earlier panic inside this handle left its state unusable; drop the handle and open the
+    /// store again (what was committed is intact on disk).
+    #[error("an earlier panic left this store handle unusable; open the store again")]
+    Poisoned,
+
+    /// The operation was cancelled through its [`crate::Progress`]; nothing of it is visible.
+    #[error("cancelled; nothing was changed")]
+    Cancelled,
 
     /// The store's data disagrees with itself (found by reads or by `check`).
     #[error("store is corrupt: {0}")]
     Corrupt(String),
 
-    /// RocksDB reported an error.
-    #[error("storage error: {0}")]
-    Storage(String),
+    /// RocksDB reported an error; `kind` is RocksDB's own classification of it.
+    #[error("storage error: {message}")]
+    Storage {
+        kind: StorageErrorKind,
+        message: String,
+    },
+}
+
+/// RocksDB's classification of a storage error (its `Status` code), so that callers can tell a
+/// full disk or an I/O failure (`Io`) from damaged files (`Corruption`) without reading messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    NotFound,
+    Corruption,
+    NotSupported,
+    InvalidArgument,
+    Io,
+    Busy,
+    TimedOut,
+    Aborted,
+    TryAgain,
+    Incomplete,
+    ShutdownInProgress,
+    Other,
+}
+
+impl From<rocksdb::ErrorKind> for StorageErrorKind {
+    fn from(k: rocksdb::ErrorKind) -> Self {
+        use rocksdb::ErrorKind as K;
+        match k {
+            K::NotFound => StorageErrorKind::NotFound,
+            K::Corruption => StorageErrorKind::Corruption,
+            K::NotSupported => StorageErrorKind::NotSupported,
+            K::InvalidArgument => StorageErrorKind::InvalidArgument,
+            K::IOError => StorageErrorKind::Io,
+            K::Busy => StorageErrorKind::Busy,
+            K::TimedOut => StorageErrorKind::TimedOut,
+            K::Aborted => StorageErrorKind::Aborted,
+            K::TryAgain => StorageErrorKind::TryAgain,
+            K::Incomplete => StorageErrorKind::Incomplete,
+            K::ShutdownInProgress => StorageErrorKind::ShutdownInProgress,
+            _ => StorageErrorKind::Other,
+        }
+    }
 }
 
 fn known_hint(known: &[String]) -> String {
@@ -95,8 +158,23 @@ fn known_hint(known: &[String]) -> String {
 
 impl From<rocksdb::Error> for Error {
     fn from(e: rocksdb::Error) -> Self {
-        Error::Storage(e.into_string())
+        Error::Storage {
+            kind: e.kind().into(),
+            message: e.into_string(),
+        }
     }
+}
+
+/// Whether RocksDB refused to open a database because another handle holds its lock file.
+/// RocksDB reports it as an I/O error whose message names the LOCK file and the `flock` failure;
+/// there is no code of its own.
+pub(crate) fn is_lock_held(e: &rocksdb::Error) -> bool {
+    let m = e.as_ref().to_ascii_lowercase();
+    e.kind() == rocksdb::ErrorKind::IOError
+        && m.contains("lock")
+        && (m.contains("temporarily unavailable")
+            || m.contains("resource busy")
+            || m.contains("lock hold by current process"))
 }
 
 impl Error {
@@ -104,6 +182,14 @@ impl Error {
     pub fn bad_input(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::BadInput {
             path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A storage error that RocksDB did not classify (the HNSW index files, ...).
+    pub(crate) fn storage(message: impl Into<String>) -> Self {
+        Error::Storage {
+            kind: StorageErrorKind::Other,
             message: message.into(),
         }
     }

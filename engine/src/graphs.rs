@@ -140,7 +140,7 @@ impl Store {
         Ok(p)
     }
 
-    /// The best chains into a node (see DESIGN.md, "Chains").
+    /// The best chains into a node (docs/ATTRIBUTION.md, "Chains: the definition").
     pub fn chains(&self, graph_name: &str, q: &ChainQuery) -> Result<Vec<Chain>> {
         self.prepared(graph_name)?
             .chains(q)

@@ -6,6 +6,7 @@ use crate::codec::{encode_feature_block, encode_token_rows, stored_value, MAX_ST
 use crate::encode::Encoder;
 use crate::formats::{self, sae::Sae};
 use crate::keys::*;
+use crate::progress::check_cancelled;
 use crate::stats::StatsRecord;
 use crate::store::{poisoned, IngestRecord, Store};
 use crate::types::*;
@@ -45,20 +46,83 @@ impl Store {
         index: IndexBuild,
         progress: &dyn Progress,
     ) -> Result<IngestReport> {
+        let _writer = self.begin_dictionary(name)?;
+        let started = Instant::now();
+        progress.start("reading dictionary", 0);
+        let sae = formats::sae::load_sae(path)?;
+        progress.finish();
+        let hash = hash_path(path)?;
+        self.commit_dictionary(name, &sae, path, hash, index, progress)?;
+        Ok(report(
+            "dictionary",
+            path,
+            sae.d_sae as u64,
+            "features",
+            started,
+        ))
+    }
+
+    /// Ingests a dictionary from weights in memory under `name`; `source` names where they came
+    /// from (recorded as the ingest's path, and named by errors). The weights are checked
+    /// whole (shapes, finite values, `k`, thresholds) before anything is written.
+    pub fn ingest_dictionary_weights(
+        &self,
+        name: &str,
+        source: &str,
+        weights: &DictionaryWeights,
+        index: IndexBuild,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        let _writer = self.begin_dictionary(name)?;
+        let started = Instant::now();
+        let path = Path::new(source);
+        let sae = sae_from_weights(path, weights)?;
+        let mut hash = Hasher::new("dictionary");
+        for t in [&sae.w_enc, &sae.b_enc, &sae.w_dec, &sae.b_dec] {
+            hash.f32s(t);
+        }
+        if let Some(t) = &sae.threshold {
+            hash.f32s(t);
+        }
+        hash.u32s(&[sae.architecture as u32, sae.k.unwrap_or(0) as u32]);
+        self.commit_dictionary(name, &sae, path, hash.finish(), index, progress)?;
+        Ok(report(
+            "dictionary",
+            path,
+            sae.d_sae as u64,
+            "features",
+            started,
+        ))
+    }
+
+    /// What every dictionary ingest does first: refuse a read-only store, a bad or taken name,
+    /// then take the writer lock.
+    fn begin_dictionary(&self, name: &str) -> Result<std::sync::MutexGuard<'_, ()>> {
         self.ensure_writable()?;
         validate_name("dictionary", name)?;
-        let _writer = self.writer.lock().map_err(|_| poisoned())?;
-        let started = Instant::now();
+        let writer = self.writer.lock().map_err(|_| poisoned())?;
         if self.catalog().dict(name).is_ok() {
             return Err(Error::AlreadyExists {
                 kind: "dictionary",
                 name: name.into(),
             });
         }
-        progress.start("reading dictionary", 0);
-        let sae = formats::sae::load_sae(path)?;
-        progress.finish();
-        let hash = hash_path(path)?;
+        Ok(writer)
+    }
+
+    /// Writes a checked dictionary and commits it, then builds its neighbour index unless
+    /// deferred. Cancelled during the index build, the dictionary stays (it was committed) and
+    /// its index is built on first use.
+    fn commit_dictionary(
+        &self,
+        name: &str,
+        sae: &Sae,
+        path: &Path,
+        hash: String,
+        index: IndexBuild,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        check_cancelled(progress)?;
         let mut catalog = self.catalog().clone();
         let id = catalog.next_dict_id;
         catalog.next_dict_id += 1;
@@ -96,19 +160,17 @@ impl Store {
             hash,
             sae.d_sae as u64,
         ));
+        check_cancelled(progress)?;
         self.commit_with_catalog(batch, catalog)?;
         // The HNSW index is derived data: built now (unless deferred), or on first use if this
-        // process dies first.
+        // process dies or is cancelled first.
         if index == IndexBuild::AtIngest {
-            self.build_ann(id, progress)?;
+            match self.build_ann(id, progress) {
+                Ok(_) | Err(Error::Cancelled) => {}
+                Err(e) => return Err(e),
+            }
         }
-        Ok(report(
-            "dictionary",
-            path,
-            sae.d_sae as u64,
-            "features",
-            started,
-        ))
+        Ok(())
     }
 
     /// Ingests documents of tokens from JSON lines. Documents already stored with identical
@@ -121,6 +183,58 @@ impl Store {
         let docs = formats::tokens::read_tokens(path)?;
         progress.finish();
         let hash = hash_path(path)?;
+        let n = self.commit_documents(path, hash, docs, progress)?;
+        Ok(report("tokens", path, n, "documents", started))
+    }
+
+    /// Ingests documents from memory, as [`Store::ingest_tokens`] does from a file; `source`
+    /// names where they came from (recorded, and named by errors). Refused whole, before
+    /// anything is written, if a document id repeats or a document's `token_ids` are neither
+    /// empty nor one per token.
+    pub fn ingest_documents(
+        &self,
+        source: &str,
+        docs: &[Document],
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        self.ensure_writable()?;
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let started = Instant::now();
+        let path = Path::new(source);
+        let mut seen = std::collections::HashSet::new();
+        let mut hash = Hasher::new("tokens");
+        for (i, d) in docs.iter().enumerate() {
+            if !seen.insert(d.doc) {
+                return Err(Error::bad_input(
+                    path,
+                    format!("document {i}: duplicate doc id {}", d.doc),
+                ));
+            }
+            if !d.token_ids.is_empty() && d.token_ids.len() != d.tokens.len() {
+                return Err(Error::bad_input(
+                    path,
+                    format!(
+                        "document {} has {} tokens but {} token_ids",
+                        d.doc,
+                        d.tokens.len(),
+                        d.token_ids.len()
+                    ),
+                ));
+            }
+            hash.document(d);
+        }
+        let n = self.commit_documents(path, hash.finish(), docs.to_vec(), progress)?;
+        Ok(report("tokens", path, n, "documents", started))
+    }
+
+    /// Stores the documents not stored yet and commits them; returns how many were new.
+    fn commit_documents(
+        &self,
+        path: &Path,
+        hash: String,
+        docs: Vec<Document>,
+        progress: &dyn Progress,
+    ) -> Result<u64> {
         let mut new_docs = Vec::new();
         for d in docs {
             match self.stored_document(d.doc)? {
@@ -149,11 +263,15 @@ impl Store {
                 what: "the same documents".into(),
             });
         }
+        check_cancelled(progress)?;
         let ingest_id = self.allocate_ingest_id()?;
         let mut catalog = self.catalog().clone();
         let mut batch = WriteBatch::default();
         progress.start("writing documents", new_docs.len() as u64);
-        for d in &new_docs {
+        for (i, d) in new_docs.iter().enumerate() {
+            if i % 1024 == 0 {
+                check_cancelled(progress)?;
+            }
             let bytes = bincode::serde::encode_to_vec(d, bincode::config::standard())
                 .map_err(|e| Error::Corrupt(format!("encoding document {}: {e}", d.doc)))?;
             batch.put_cf(self.cf(CF_DOCS), doc_key(d.doc), bytes);
@@ -169,15 +287,10 @@ impl Store {
             hash,
             new_docs.len() as u64,
         ));
+        check_cancelled(progress)?;
         self.commit_with_catalog(batch, catalog)?;
         progress.finish();
-        Ok(report(
-            "tokens",
-            path,
-            new_docs.len() as u64,
-            "documents",
-            started,
-        ))
+        Ok(new_docs.len() as u64)
     }
 
     /// Ingests pre-encoded sparse latents (delphi's cache: a split folder or one safetensors file)
@@ -211,6 +324,65 @@ impl Store {
         Ok(report("latents", path, items, "nonzeros", started))
     }
 
+    /// Ingests sparse activations from memory (coordinate form) as activations of dictionary
+    /// `dict`, as [`Store::ingest_latents`] does from a file: checked whole (equal lengths,
+    /// features in range, finite values within float16's range, no (doc, pos, feature) twice,
+    /// positions on stored tokens, no document that already has activations of `dict`), then
+    /// committed all at once. `source` names where they came from (recorded, named by errors).
+    pub fn ingest_sparse(
+        &self,
+        dict: &str,
+        source: &str,
+        sparse: &SparseActivations,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        let (_writer, started, info) = self.begin_activations(dict)?;
+        let path = Path::new(source);
+        let n = sparse.doc.len();
+        if [sparse.pos.len(), sparse.feature.len(), sparse.value.len()] != [n; 3] {
+            return Err(Error::bad_input(
+                path,
+                format!(
+                    "doc, pos, feature and value must have one length (they have {}, {}, {} and {})",
+                    n,
+                    sparse.pos.len(),
+                    sparse.feature.len(),
+                    sparse.value.len()
+                ),
+            ));
+        }
+        if let Some(i) = sparse.feature.iter().position(|&f| f >= info.d_sae) {
+            return Err(Error::bad_input(
+                path,
+                format!(
+                    "entry {i}: feature {} is out of range for dictionary '{dict}' ({} features)",
+                    sparse.feature[i], info.d_sae
+                ),
+            ));
+        }
+        let mut hash = Hasher::new("latents");
+        hash.u32s(sparse.doc);
+        hash.u32s(sparse.pos);
+        hash.u32s(sparse.feature);
+        hash.f32s(sparse.value);
+        let hash = hash.finish();
+        self.refuse_repeat("latents", dict, path, &hash)?;
+        let entries: Vec<Entry> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                (
+                    sparse.doc[i],
+                    sparse.pos[i],
+                    sparse.feature[i],
+                    sparse.value[i],
+                )
+            })
+            .collect();
+        let items =
+            self.write_activations(&info, "latents", path, hash, entries, None, progress)?;
+        Ok(report("latents", path, items, "nonzeros", started))
+    }
+
     /// Encodes dense activations (`activations [n, d_in]`, `doc_pos [n, 2]`) with dictionary
     /// `dict`, exactly per its architecture, and stores the sparse codes.
     pub fn ingest_activations(
@@ -225,6 +397,63 @@ impl Store {
             formats::dense::read_dense(path)
         })?;
         progress.finish();
+        let (doc, pos): (Vec<u32>, Vec<u32>) = dense.doc_pos.iter().copied().unzip();
+        let view = DenseActivations {
+            values: &dense.activations,
+            d_in: dense.d_in,
+            doc: &doc,
+            pos: &pos,
+        };
+        let items = self.encode_dense(&info, path, hash, &view, progress)?;
+        Ok(report("activations", path, items, "nonzeros", started))
+    }
+
+    /// Encodes dense activations from memory with dictionary `dict`, as
+    /// [`Store::ingest_activations`] does from a file: checked whole first (`values` is
+    /// `[n, d_in]` with `d_in` the dictionary's, `doc` and `pos` have `n` entries, no (doc, pos)
+    /// twice, finite values). `source` names where they came from (recorded, named by errors).
+    pub fn ingest_dense(
+        &self,
+        dict: &str,
+        source: &str,
+        dense: &DenseActivations,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        let (_writer, started, info) = self.begin_activations(dict)?;
+        let path = Path::new(source);
+        let rows = dense.doc.len();
+        if dense.pos.len() != rows || dense.values.len() != rows * dense.d_in {
+            return Err(Error::bad_input(
+                path,
+                format!(
+                    "{} values, {} docs and {} positions: expected n × d_in values ({}) and n docs and positions",
+                    dense.values.len(),
+                    rows,
+                    dense.pos.len(),
+                    dense.d_in
+                ),
+            ));
+        }
+        let mut hash = Hasher::new("activations");
+        hash.f32s(dense.values);
+        hash.u32s(dense.doc);
+        hash.u32s(dense.pos);
+        let hash = hash.finish();
+        self.refuse_repeat("activations", dict, path, &hash)?;
+        let items = self.encode_dense(&info, path, hash, dense, progress)?;
+        Ok(report("activations", path, items, "nonzeros", started))
+    }
+
+    /// Checks dense rows, encodes them with the dictionary and stores the codes.
+    fn encode_dense(
+        &self,
+        info: &DictionaryInfo,
+        path: &Path,
+        hash: String,
+        dense: &DenseActivations,
+        progress: &dyn Progress,
+    ) -> Result<u64> {
+        let dict = &info.name;
         if dense.d_in != info.d_in as usize {
             return Err(Error::bad_input(
                 path,
@@ -234,47 +463,48 @@ impl Store {
                 ),
             ));
         }
+        let n = dense.doc.len();
         let mut seen = BTreeSet::new();
-        for (i, dp) in dense.doc_pos.iter().enumerate() {
-            if !seen.insert(*dp) {
+        for (i, dp) in dense.doc.iter().zip(dense.pos).enumerate() {
+            if !seen.insert(dp) {
                 return Err(Error::bad_input(
                     path,
                     format!("row {i}: (doc {}, pos {}) appears twice", dp.0, dp.1),
                 ));
             }
         }
-        if let Some(i) = dense.activations.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = dense.values.iter().position(|v| !v.is_finite()) {
             return Err(Error::bad_input(
                 path,
                 format!(
                     "row {}: activations contain NaN or infinity",
-                    i / dense.d_in
+                    i / dense.d_in.max(1)
                 ),
             ));
         }
-        let encoder = Encoder::new(&self.load_sae(&info)?)?;
+        let encoder = Encoder::new(&self.load_sae(info)?)?;
         let mut entries = Vec::new();
-        progress.start("encoding", dense.n as u64);
-        for start in (0..dense.n).step_by(ENCODE_BATCH_ROWS) {
-            let rows = ENCODE_BATCH_ROWS.min(dense.n - start);
-            let x = &dense.activations[start * dense.d_in..(start + rows) * dense.d_in];
+        progress.start("encoding", n as u64);
+        for start in (0..n).step_by(ENCODE_BATCH_ROWS) {
+            check_cancelled(progress)?;
+            let rows = ENCODE_BATCH_ROWS.min(n - start);
+            let x = &dense.values[start * dense.d_in..(start + rows) * dense.d_in];
             for (r, code) in encoder.encode(x, rows)?.into_iter().enumerate() {
-                let (doc, pos) = dense.doc_pos[start + r];
+                let (doc, pos) = (dense.doc[start + r], dense.pos[start + r]);
                 entries.extend(code.into_iter().map(|(f, v)| (doc, pos, f, v)));
             }
             progress.advance(rows as u64);
         }
         progress.finish();
-        let items = self.write_activations(
-            &info,
+        self.write_activations(
+            info,
             "activations",
             path,
             hash,
             entries,
-            Some(dense.n as u64),
+            Some(n as u64),
             progress,
-        )?;
-        Ok(report("activations", path, items, "nonzeros", started))
+        )
     }
 
     /// Ingests a model's embedding or unembedding matrix with its vocabulary, for token effects.
@@ -318,6 +548,7 @@ impl Store {
             hash,
             m.n_vocab as u64,
         ));
+        check_cancelled(progress)?;
         self.commit_with_catalog(batch, catalog)?;
         Ok(report("vocab", path, m.n_vocab as u64, "tokens", started))
     }
@@ -431,6 +662,7 @@ impl Store {
         }
         self.check_positions(path, &entries)?;
         self.refuse_overlap(info, path, &entries)?;
+        check_cancelled(progress)?;
         // Unless the caller knows better (dense rows encode to nothing sometimes), the tokens
         // encoded are the distinct (doc, pos) of the sorted entries.
         let tokens_encoded = tokens_encoded
@@ -456,6 +688,9 @@ impl Store {
         feature_written?;
         drop((token_blocks, feature_blocks));
         progress.finish();
+        // Blocks under an id the catalog does not list are invisible: stopping here leaves
+        // them as orphans, like a crash would, and the store as it was.
+        check_cancelled(progress)?;
 
         // The commit batch: the statistics operands and the catalog that makes it all visible.
         let mut batch = WriteBatch::default();
@@ -722,4 +957,136 @@ pub(crate) fn hash_path(path: &Path) -> Result<String> {
         }
     }
     Ok(format!("{:032x}", h.digest128()))
+}
+
+/// Checks in-memory weights as the file readers check theirs, and copies them into an [`Sae`].
+fn sae_from_weights(path: &Path, w: &DictionaryWeights) -> Result<Sae> {
+    let bad = |m: String| Err(Error::bad_input(path, m));
+    let (d_in, d_sae) = (w.d_in, w.d_sae);
+    if d_in == 0 || d_sae == 0 || d_sae > u32::MAX as usize || d_in > u32::MAX as usize {
+        return bad(format!("d_in {d_in} and d_sae {d_sae} must be positive"));
+    }
+    let threshold_len = w.threshold.map(<[f32]>::len);
+    for (name, len, want) in [
+        ("W_enc", Some(w.w_enc.len()), d_in * d_sae),
+        ("b_enc", Some(w.b_enc.len()), d_sae),
+        ("W_dec", Some(w.w_dec.len()), d_sae * d_in),
+        ("b_dec", Some(w.b_dec.len()), d_in),
+        ("threshold", threshold_len, d_sae),
+    ] {
+        match len {
+            Some(len) if len != want => {
+                return bad(format!(
+                    "{name} has {len} values, expected {want} (d_in {d_in}, d_sae {d_sae})"
+                ))
+            }
+            _ => {}
+        }
+    }
+    for (name, v) in [
+        ("W_enc", w.w_enc),
+        ("b_enc", w.b_enc),
+        ("W_dec", w.w_dec),
+        ("b_dec", w.b_dec),
+        ("threshold", w.threshold.unwrap_or(&[])),
+    ] {
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return bad(format!("{name} holds {} at index {i}", v[i]));
+        }
+    }
+    match (w.architecture, w.k, w.threshold.is_some()) {
+        (Architecture::TopK, Some(k), false) if (1..=d_sae).contains(&k) => {}
+        (Architecture::TopK, Some(k), false) => {
+            return bad(format!("k {k} must be between 1 and d_sae ({d_sae})"))
+        }
+        (Architecture::TopK, None, _) => return bad("a TopK dictionary needs k".into()),
+        (Architecture::JumpRelu, None, true) | (Architecture::Relu, None, false) => {}
+        (Architecture::JumpRelu, _, false) => {
+            return bad("a JumpReLU dictionary needs its thresholds".into())
+        }
+        (a, _, _) => {
+            return bad(format!(
+                "a {a} dictionary takes {}",
+                match a {
+                    Architecture::TopK => "k and no thresholds",
+                    Architecture::JumpRelu => "thresholds and no k",
+                    _ => "neither k nor thresholds",
+                }
+            ))
+        }
+    }
+    Ok(Sae {
+        architecture: w.architecture,
+        d_in,
+        d_sae,
+        k: w.k,
+        apply_b_dec_to_input: w.apply_b_dec_to_input,
+        hook: w.hook.map(str::to_string),
+        layer: w.layer,
+        model: w.model.map(str::to_string),
+        source_format: "memory",
+        w_enc: w.w_enc.to_vec(),
+        b_enc: w.b_enc.to_vec(),
+        w_dec: w.w_dec.to_vec(),
+        b_dec: w.b_dec.to_vec(),
+        threshold: w.threshold.map(<[f32]>::to_vec),
+    })
+}
+
+/// The content hash of in-memory input (xxh3-128, as [`hash_path`] gives files), so that the
+/// same data ingested twice is refused like the same file.
+struct Hasher {
+    h: xxhash_rust::xxh3::Xxh3,
+    buf: Vec<u8>,
+}
+
+impl Hasher {
+    fn new(kind: &str) -> Hasher {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(b"memory:");
+        h.update(kind.as_bytes());
+        Hasher { h, buf: Vec::new() }
+    }
+
+    fn u32s(&mut self, v: &[u32]) {
+        self.h.update(&(v.len() as u64).to_le_bytes());
+        for c in v.chunks(1 << 14) {
+            self.buf.clear();
+            self.buf.extend(c.iter().flat_map(|x| x.to_le_bytes()));
+            self.h.update(&self.buf);
+        }
+    }
+
+    fn f32s(&mut self, v: &[f32]) {
+        self.h.update(&(v.len() as u64).to_le_bytes());
+        for c in v.chunks(1 << 14) {
+            self.buf.clear();
+            self.buf
+                .extend(c.iter().flat_map(|x| x.to_bits().to_le_bytes()));
+            self.h.update(&self.buf);
+        }
+    }
+
+    fn document(&mut self, d: &Document) {
+        self.u32s(&[d.doc]);
+        for t in &d.tokens {
+            self.h.update(&(t.len() as u64).to_le_bytes());
+            self.h.update(t.as_bytes());
+        }
+        self.u32s(&d.token_ids);
+        for s in [&d.text, &d.source] {
+            match s {
+                Some(s) => {
+                    self.h.update(&[1]);
+                    self.h.update(&(s.len() as u64).to_le_bytes());
+                    self.h.update(s.as_bytes());
+                }
+                None => self.h.update(&[0]),
+            }
+        }
+    }
+
+    fn finish(self) -> String {
+        format!("{:032x}", self.h.digest128())
+    }
 }

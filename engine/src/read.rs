@@ -1,9 +1,11 @@
 //! Reads: documents, top activations, features at a token, statistics, token effects, labels.
 
 use crate::codec::{decode_feature_block, decode_token_position};
+use crate::filter::ActivationFilter;
 use crate::keys::*;
+use crate::progress::{check_cancelled, NoProgress, Progress};
 use crate::stats::{top_order, StatsRecord, TOP_KEPT};
-use crate::store::{ActivationFilter, Store};
+use crate::store::Store;
 use crate::types::*;
 use crate::vector::dot;
 use crate::{Error, Result};
@@ -89,16 +91,30 @@ impl Store {
         &self,
         f: &FeatureRef,
         k: usize,
-        filter: Option<ActivationFilter>,
+        filter: Option<&ActivationFilter>,
     ) -> Result<Vec<TokenActivation>> {
-        self.consistent(|| self.top_activations_now(f, k, filter))
+        self.top_activations_with(f, k, filter, &NoProgress)
+    }
+
+    /// [`Store::top_activations`], stopping with [`Error::Cancelled`] when `progress` asks (a
+    /// filtered scan of a frequent feature reads all of its activations).
+    pub fn top_activations_with(
+        &self,
+        f: &FeatureRef,
+        k: usize,
+        filter: Option<&ActivationFilter>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<TokenActivation>> {
+        let filter = filter.map(ActivationFilter::compile).transpose()?;
+        self.consistent(|| self.top_activations_now(f, k, filter.as_ref(), progress))
     }
 
     fn top_activations_now(
         &self,
         f: &FeatureRef,
         k: usize,
-        filter: Option<ActivationFilter>,
+        filter: Option<&crate::filter::Compiled>,
+        progress: &dyn Progress,
     ) -> Result<Vec<TokenActivation>> {
         let info = self.resolve(f)?;
         check_limit(k)?;
@@ -111,15 +127,18 @@ impl Store {
                 .map(|&(d, p, v)| self.with_token(d, p, v))
                 .collect();
         }
-        let mut all = self.feature_entries(info.id, f.index)?;
+        let mut all = self.feature_entries_with(info.id, f.index, progress)?;
         all.sort_by(top_order);
         let mut out = Vec::with_capacity(k.min(all.len()));
-        for (d, p, v) in all {
+        for (i, (d, p, v)) in all.into_iter().enumerate() {
             if out.len() == k {
                 break;
             }
+            if i % 4096 == 0 {
+                check_cancelled(progress)?;
+            }
             let a = self.with_token(d, p, v)?;
-            if filter.is_none_or(|keep| keep(&a)) {
+            if filter.is_none_or(|keep| keep.accepts(&a)) {
                 out.push(a);
             }
         }
@@ -138,6 +157,87 @@ impl Store {
         all.into_iter()
             .map(|(d, p, v)| self.with_token(d, p, v))
             .collect()
+    }
+
+    /// `sample.k` activations of a feature picked evenly inside one quantile of its activations
+    /// by value (those the filter accepts), strongest first; see [`QuantileSample`].
+    ///
+    /// Activations are ordered by value ascending, ties by (doc, pos). Quantile `q` of `n`
+    /// covers the sorted indices `floor((q-1)·N/n) .. floor(q·N/n)`; of its `m` members, pick `j`
+    /// (0-based) is the member at `floor((2j+1)·m / 2k)`, the middle of the j-th of k equal
+    /// strata, so picks are deterministic and spread over the quantile. Only the quantile is
+    /// sorted (the rest is partitioned around it in linear time), and tokens are looked up only
+    /// for the picks unless the filter reads them. Stops with [`Error::Cancelled`] when
+    /// `progress` asks.
+    pub fn sample_quantile(
+        &self,
+        f: &FeatureRef,
+        sample: QuantileQuery,
+        filter: Option<&ActivationFilter>,
+        progress: &dyn Progress,
+    ) -> Result<QuantileSample> {
+        if sample.of == 0 || sample.of > MAX_QUANTILES {
+            return Err(Error::InvalidArgument(format!(
+                "the number of quantiles must be between 1 and {MAX_QUANTILES}"
+            )));
+        }
+        if sample.quantile == 0 || sample.quantile > sample.of {
+            return Err(Error::InvalidArgument(format!(
+                "quantile {} does not exist: quantiles are numbered 1 (weakest) to {} (strongest)",
+                sample.quantile, sample.of
+            )));
+        }
+        check_limit(sample.k)?;
+        let needs_token = filter.is_some_and(ActivationFilter::needs_token);
+        let filter = filter.map(ActivationFilter::compile).transpose()?;
+        self.consistent(|| {
+            let info = self.resolve(f)?;
+            let mut entries = self.feature_entries_with(info.id, f.index, progress)?;
+            if let Some(keep) = &filter {
+                let mut kept = Vec::with_capacity(entries.len());
+                for (i, &(d, p, v)) in entries.iter().enumerate() {
+                    if i % 4096 == 0 {
+                        check_cancelled(progress)?;
+                    }
+                    let a = if needs_token {
+                        self.with_token(d, p, v)?
+                    } else {
+                        bare(d, p, v)
+                    };
+                    if keep.accepts(&a) {
+                        kept.push((d, p, v));
+                    }
+                }
+                entries = kept;
+            }
+            check_cancelled(progress)?;
+            let picked = pick_quantile(&mut entries, sample);
+            let picks = picked
+                .picks
+                .iter()
+                .map(|&(d, p, v)| self.with_token(d, p, v))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(QuantileSample {
+                picks,
+                lo: picked.lo,
+                hi: picked.hi,
+                size: picked.size,
+                total: entries.len(),
+            })
+        })
+    }
+
+    /// Raw (doc, pos, value) of a feature, stopping when `progress` asks.
+    fn feature_entries_with(
+        &self,
+        dict: u32,
+        feature: u32,
+        progress: &dyn Progress,
+    ) -> Result<Vec<(u32, u32, f32)>> {
+        check_cancelled(progress)?;
+        let out = self.feature_entries(dict, feature)?;
+        check_cancelled(progress)?;
+        Ok(out)
     }
 
     /// Raw (doc, pos, value) of a feature from its committed feature-major blocks: one seek
@@ -461,6 +561,71 @@ impl Store {
     }
 }
 
+/// The largest number of quantiles [`Store::sample_quantile`] divides a feature's activations into.
+pub const MAX_QUANTILES: usize = 1_000;
+
+/// An activation without its token (for filters that do not read it).
+fn bare(doc: u32, pos: u32, value: f32) -> TokenActivation {
+    TokenActivation {
+        doc,
+        pos,
+        value,
+        token: String::new(),
+        token_id: None,
+    }
+}
+
+/// The picks of [`Store::sample_quantile`] before tokens are attached.
+struct Picked {
+    picks: Vec<(u32, u32, f32)>,
+    lo: f32,
+    hi: f32,
+    size: usize,
+}
+
+/// Quantile selection over raw entries (reordered in place): the quantile's range is found by
+/// two linear-time partitions, and only its members are sorted.
+fn pick_quantile(entries: &mut [(u32, u32, f32)], q: QuantileQuery) -> Picked {
+    let ascending = |a: &(u32, u32, f32), b: &(u32, u32, f32)| {
+        a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1))
+    };
+    let total = entries.len();
+    let lo = (q.quantile - 1) * total / q.of;
+    let hi = q.quantile * total / q.of;
+    if lo == hi {
+        return Picked {
+            picks: Vec::new(),
+            lo: 0.0,
+            hi: 0.0,
+            size: 0,
+        };
+    }
+    if hi < total {
+        entries.select_nth_unstable_by(hi, ascending);
+    }
+    let head = &mut entries[..hi];
+    if lo > 0 {
+        head.select_nth_unstable_by(lo, ascending);
+    }
+    let bucket = &mut head[lo..];
+    bucket.sort_unstable_by(ascending);
+    let m = bucket.len();
+    let mut picks: Vec<(u32, u32, f32)> = if q.k >= m {
+        bucket.to_vec()
+    } else {
+        (0..q.k)
+            .map(|j| bucket[(2 * j + 1) * m / (2 * q.k)])
+            .collect()
+    };
+    picks.sort_by(top_order);
+    Picked {
+        lo: bucket[0].2,
+        hi: bucket[m - 1].2,
+        size: m,
+        picks,
+    }
+}
+
 pub(crate) fn check_limit(k: usize) -> Result<()> {
     if k > MAX_LIMIT {
         Err(Error::InvalidArgument(format!(
@@ -468,5 +633,72 @@ pub(crate) fn check_limit(k: usize) -> Result<()> {
         )))
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picks(values: &[f32], q: QuantileQuery) -> (Vec<f32>, f32, f32, usize) {
+        let mut entries: Vec<(u32, u32, f32)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as u32, 0, v))
+            .collect();
+        let p = pick_quantile(&mut entries, q);
+        (p.picks.iter().map(|e| e.2).collect(), p.lo, p.hi, p.size)
+    }
+
+    /// Against the definition, worked by hand: 0..100 in 10 quantiles, the third is 20..=29;
+    /// two picks sit at the middles of its halves, indices 2 and 7 (values 22 and 27).
+    #[test]
+    fn quantile_picks() {
+        let mut values: Vec<f32> = (0..100).map(|i| i as f32).collect();
+        values.reverse(); // the input order does not matter
+        let q = |k, quantile, of| QuantileQuery { k, quantile, of };
+        assert_eq!(
+            picks(&values, q(2, 3, 10)),
+            (vec![27.0, 22.0], 20.0, 29.0, 10)
+        );
+        let (p, _, _, m) = picks(&values, q(50, 10, 10));
+        assert_eq!((p.len(), m), (10, 10));
+        assert_eq!(picks(&values[..3], q(5, 1, 10)).3, 0);
+    }
+
+    /// Partitioning and sorting only the quantile picks what sorting everything picks.
+    #[test]
+    fn quantile_picks_equal_a_full_sort() {
+        let values: Vec<f32> = (0..997u32)
+            .map(|i| ((i * 7919) % 211) as f32 / 8.0)
+            .collect();
+        for of in [1usize, 3, 10, 64] {
+            for quantile in 1..=of {
+                for k in [1usize, 4, 1000] {
+                    let q = QuantileQuery { k, quantile, of };
+                    let mut sorted: Vec<(u32, u32, f32)> = values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| (i as u32, 0, v))
+                        .collect();
+                    sorted.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)));
+                    let (lo, hi) = ((quantile - 1) * 997 / of, quantile * 997 / of);
+                    let bucket = &sorted[lo..hi];
+                    let m = bucket.len();
+                    let mut want: Vec<(u32, u32, f32)> = if k >= m {
+                        bucket.to_vec()
+                    } else {
+                        (0..k).map(|j| bucket[(2 * j + 1) * m / (2 * k)]).collect()
+                    };
+                    want.sort_by(top_order);
+                    let mut entries = values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| (i as u32, 0, v))
+                        .collect::<Vec<_>>();
+                    assert_eq!(pick_quantile(&mut entries, q).picks, want, "{q:?}");
+                }
+            }
+        }
     }
 }

@@ -156,55 +156,122 @@ impl Catalog {
     }
 }
 
-impl Store {
-    /// Opens the store at `path`, creating it if it does not exist.
-    pub fn create_or_open(path: impl AsRef<Path>) -> Result<Store> {
-        Self::create_or_open_with(path, &NoProgress)
-    }
+/// How to open a store: the one place that says whether to create it, whether to write, and
+/// where an upgrade of an older format reports its progress.
+///
+/// ```no_run
+/// use saedb_engine::{NoProgress, OpenOptions};
+/// let store = OpenOptions::new().create(true).open("my.saedb")?;
+/// let reader = OpenOptions::new().read_only(true).open("my.saedb")?;
+/// # Ok::<(), saedb_engine::Error>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct OpenOptions<'p> {
+    create: bool,
+    read_only: bool,
+    progress: &'p dyn Progress,
+}
 
-    /// [`Store::create_or_open`], reporting an upgrade of an older store's format to `progress`.
-    pub fn create_or_open_with(path: impl AsRef<Path>, progress: &dyn Progress) -> Result<Store> {
-        let path = path.as_ref();
-        if !path.exists() || is_empty_dir(path) {
-            std::fs::create_dir_all(path.join("db")).map_err(|e| Error::io(path, e))?;
-            return Self::open_db(path, false, true, progress);
+impl Default for OpenOptions<'static> {
+    fn default() -> Self {
+        OpenOptions::new()
+    }
+}
+
+impl OpenOptions<'static> {
+    /// Open an existing store for writing, reporting nowhere.
+    pub fn new() -> Self {
+        OpenOptions {
+            create: false,
+            read_only: false,
+            progress: &NoProgress,
         }
-        Self::open_with(path, progress)
+    }
+}
+
+impl<'p> OpenOptions<'p> {
+    /// Create the store if there is none at the path (a missing or empty directory). A
+    /// non-empty directory that is not a store is refused, never written into.
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
     }
 
-    /// Opens an existing store; fails if there is none at `path`. A store in an older format
-    /// (docs/RELIABILITY.md) is upgraded first: one pass over its feature blocks.
+    /// Open for reading only: works while another process writes the store, and sees it as it
+    /// was when opened. An older format is read as it is, not upgraded.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Where the upgrade of an older store's format (one pass over its feature blocks) reports
+    /// its progress.
+    pub fn progress<'q>(self, progress: &'q dyn Progress) -> OpenOptions<'q> {
+        OpenOptions {
+            create: self.create,
+            read_only: self.read_only,
+            progress,
+        }
+    }
+
+    /// Opens (or creates) the store at `path`.
+    ///
+    /// Errors: [`Error::Store`] when `path` is not a store (missing without `create`, a file,
+    /// a directory of something else) or one of a format this build cannot read;
+    /// [`Error::Locked`] when another handle has it open for writing; [`Error::InvalidArgument`]
+    /// for `create` together with `read_only`.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref();
+        if self.create && self.read_only {
+            return Err(Error::InvalidArgument(
+                "a store cannot be created read-only".into(),
+            ));
+        }
+        if self.create && (!path.exists() || is_empty_dir(path)) {
+            std::fs::create_dir_all(path.join("db")).map_err(|e| Error::io(path, e))?;
+            return Store::open_db(path, false, true, self.progress);
+        }
+        Store::check_is_store(path, self.create)?;
+        Store::open_db(path, self.read_only, false, self.progress)
+    }
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if it does not exist:
+    /// `OpenOptions::new().create(true).open(path)`.
+    pub fn create_or_open(path: impl AsRef<Path>) -> Result<Store> {
+        OpenOptions::new().create(true).open(path)
+    }
+
+    /// Opens an existing store for writing; fails if there is none at `path`. A store in an
+    /// older format (docs/RELIABILITY.md) is upgraded first. `OpenOptions::new().open(path)`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
-        Self::open_with(path, &NoProgress)
+        OpenOptions::new().open(path)
     }
 
-    /// [`Store::open`], reporting an upgrade of an older store's format to `progress` (about
-    /// 4 s for a store of 120M activations here).
-    pub fn open_with(path: impl AsRef<Path>, progress: &dyn Progress) -> Result<Store> {
-        let path = path.as_ref();
-        Self::check_is_store(path)?;
-        Self::open_db(path, false, false, progress)
-    }
-
-    /// Opens an existing store for reading only: another process may be ingesting into it; this
-    /// handle sees the store as it was when opened.
+    /// Opens an existing store for reading only: `OpenOptions::new().read_only(true).open(path)`.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
-        let path = path.as_ref();
-        Self::check_is_store(path)?;
-        Self::open_db(path, true, false, &NoProgress)
+        OpenOptions::new().read_only(true).open(path)
     }
 
-    fn check_is_store(path: &Path) -> Result<()> {
-        if !path.exists() {
-            return Err(Error::Store {
+    fn check_is_store(path: &Path, may_create: bool) -> Result<()> {
+        let refuse = |message: &str| {
+            Err(Error::Store {
                 path: path.into(),
-                message: "no store here (create one with an ingest)".into(),
-            });
+                message: message.into(),
+            })
+        };
+        if !path.exists() {
+            return refuse("no such store (a store is created by the first ingest into it)");
+        }
+        if !path.is_dir() {
+            return refuse("not a store (a store is a directory)");
         }
         if !path.join("db").join("CURRENT").exists() {
-            return Err(Error::Store {
-                path: path.into(),
-                message: "not a saedb store (no db/ inside)".into(),
+            return refuse(if may_create {
+                "not a saedb store, and not empty: saedb creates a store only in a new or empty directory"
+            } else {
+                "not a saedb store (no db/ inside)"
             });
         }
         Ok(())
@@ -230,9 +297,15 @@ impl Store {
         } else {
             DB::open_cf_descriptors(&opts, &db_path, cfs)
         }
-        .map_err(|e| Error::Store {
-            path: path.into(),
-            message: format!("cannot open: {}", e.into_string()),
+        .map_err(|e| {
+            if crate::error::is_lock_held(&e) {
+                Error::Locked { path: path.into() }
+            } else {
+                Error::Store {
+                    path: path.into(),
+                    message: format!("cannot open: {}", e.into_string()),
+                }
+            }
         })?;
         let mut store = Store {
             path: path.to_path_buf(),
@@ -769,7 +842,7 @@ fn dir_size(path: &Path) -> u64 {
 }
 
 pub(crate) fn poisoned() -> Error {
-    Error::Corrupt("an earlier panic left a lock poisoned".into())
+    Error::Poisoned
 }
 
 /// Tokens that are not text: BOS/CLS/SEP/PAD and friends. They dominate the top activations of
@@ -793,6 +866,3 @@ pub fn is_special_token(token: &str) -> bool {
             | "<|end_of_text|>"
     )
 }
-
-/// A predicate over activations, used by filtered top-k queries.
-pub type ActivationFilter<'a> = &'a (dyn Fn(&TokenActivation) -> bool + Sync);

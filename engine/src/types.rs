@@ -28,6 +28,7 @@ impl fmt::Display for FeatureRef {
 /// How a dictionary turns a dense input into a sparse code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Architecture {
     /// `relu(pre)`.
     Relu,
@@ -163,6 +164,7 @@ pub struct Document {
 
 /// When a dictionary's neighbour (HNSW) index is built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IndexBuild {
     /// During the dictionary's ingest (the default), so the first NEIGHBOURS is fast. It is
     /// most of a dictionary ingest: about 100 s for 24,576 features on two cores, and many
@@ -208,4 +210,75 @@ pub struct VocabularyInfo {
     pub source_path: String,
     pub n_vocab: u32,
     pub d_model: u32,
+}
+
+/// Which activations [`crate::Store::sample_quantile`] picks: `k` of quantile `quantile` (1 the
+/// weakest, `of` the strongest) of `of`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantileQuery {
+    pub k: usize,
+    pub quantile: usize,
+    pub of: usize,
+}
+
+/// What [`crate::Store::sample_quantile`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantileSample {
+    /// The picks, strongest first (ties: lower (doc, pos) first).
+    pub picks: Vec<TokenActivation>,
+    /// The smallest and largest value in the quantile (0 when it is empty).
+    pub lo: f32,
+    pub hi: f32,
+    /// How many activations the quantile holds.
+    pub size: usize,
+    /// How many activations (that the filter accepted) there are in all.
+    pub total: usize,
+}
+
+/// Sparse activations in memory, in coordinate form: entry `i` is feature `feature[i]` firing
+/// with `value[i]` at token `pos[i]` of document `doc[i]`. The four slices have one length; the
+/// order of entries does not matter. What [`crate::Store::ingest_sparse`] stores.
+#[derive(Debug, Clone, Copy)]
+pub struct SparseActivations<'a> {
+    pub doc: &'a [u32],
+    pub pos: &'a [u32],
+    pub feature: &'a [u32],
+    pub value: &'a [f32],
+}
+
+/// Dense activations in memory: `values` is `[n, d_in]` row-major, row `i` taken at token
+/// `pos[i]` of document `doc[i]`. What [`crate::Store::ingest_dense`] encodes with a dictionary.
+#[derive(Debug, Clone, Copy)]
+pub struct DenseActivations<'a> {
+    pub values: &'a [f32],
+    pub d_in: usize,
+    pub doc: &'a [u32],
+    pub pos: &'a [u32],
+}
+
+/// A dictionary's weights in memory (row-major float32), for
+/// [`crate::Store::ingest_dictionary_weights`]. `encode(x) = act(W_encᵀ (x − b_dec·a) + b_enc)`
+/// with `a` = `apply_b_dec_to_input`, and `act` per `architecture`.
+#[derive(Debug, Clone, Copy)]
+pub struct DictionaryWeights<'a> {
+    pub architecture: Architecture,
+    pub d_in: usize,
+    pub d_sae: usize,
+    /// `[d_in, d_sae]`.
+    pub w_enc: &'a [f32],
+    /// `[d_sae]`.
+    pub b_enc: &'a [f32],
+    /// `[d_sae, d_in]`.
+    pub w_dec: &'a [f32],
+    /// `[d_in]`.
+    pub b_dec: &'a [f32],
+    /// `k` of a TopK dictionary (1..=d_sae); none for the others.
+    pub k: Option<usize>,
+    /// `[d_sae]`, a JumpReLU dictionary's thresholds; none for the others.
+    pub threshold: Option<&'a [f32]>,
+    pub apply_b_dec_to_input: bool,
+    /// Where it reads the model: the hook point, the layer, the model's name (for `info`).
+    pub hook: Option<&'a str>,
+    pub layer: Option<u32>,
+    pub model: Option<&'a str>,
 }

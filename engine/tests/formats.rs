@@ -285,6 +285,7 @@ fn reference(s: &Sae, x: &[f32], n: usize) -> Vec<Vec<(u32, f32)>> {
                         }
                     }
                 }
+                other => panic!("no reference encoder for {other} dictionaries"),
             }
             out
         })

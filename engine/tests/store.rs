@@ -276,7 +276,12 @@ fn filtered_top_activations_equal_filtering_everything() {
         let Some(first) = all.first() else { continue };
         let token = first.token.clone();
         let keep = |a: &saedb_engine::TokenActivation| a.token == token && a.value > 0.5;
-        let got = f.store.top_activations(&fr, 5, Some(&keep)).unwrap();
+        use saedb_engine::filter::{ActivationField as F, ActivationFilter as Filter, Comparison};
+        let filter = Filter::and(vec![
+            Filter::compare(F::Token, Comparison::Eq, token.as_str()),
+            Filter::compare(F::Value, Comparison::Gt, 0.5),
+        ]);
+        let got = f.store.top_activations(&fr, 5, Some(&filter)).unwrap();
         let mut want: Vec<_> = all.iter().filter(|a| keep(a)).cloned().collect();
         want.sort_by(|a, b| {
             b.value
@@ -462,7 +467,7 @@ fn a_directory_that_is_not_a_store_is_refused() {
     let e = Store::create_or_open(dir.path()).err().unwrap();
     assert!(e.to_string().contains("not a saedb store"), "{e}");
     let e = Store::open(dir.path().join("missing")).err().unwrap();
-    assert!(e.to_string().contains("no store here"), "{e}");
+    assert!(e.to_string().contains("no such store"), "{e}");
 }
 
 #[test]

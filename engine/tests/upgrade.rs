@@ -6,7 +6,7 @@
 
 mod common;
 use common::load_minilm;
-use saedb_engine::{FeatureRef, Progress, Store, FORMAT_VERSION};
+use saedb_engine::{FeatureRef, OpenOptions, Progress, Store, FORMAT_VERSION};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -85,7 +85,12 @@ fn answers(s: &Store) -> Vec<String> {
         .step_by(7)
         .map(|f| {
             let f = FeatureRef::new("L2", f);
-            let strong = |a: &saedb_engine::TokenActivation| a.value > 1.0;
+            use saedb_engine::filter::{ActivationField, Comparison};
+            let strong = saedb_engine::ActivationFilter::compare(
+                ActivationField::Value,
+                Comparison::Gt,
+                1.0,
+            );
             format!(
                 "{:?} {:?} {:?} {:?}",
                 s.feature_stats(&f).unwrap(),
@@ -202,7 +207,7 @@ impl Progress for Recorded {
     fn finish(&self) {}
 }
 
-/// The upgrade is long work on a large store: `open_with` reports it as one phase whose total
+/// The upgrade is long work on a large store: `OpenOptions::progress` receives it as one phase whose total
 /// (the old column family's table bytes) covers the block bytes it advances by. A current store
 /// opens without a word.
 #[test]
@@ -212,7 +217,7 @@ fn an_upgrade_reports_its_progress() {
     rewrite_feature_blocks_as_version_3(dir.path(), true);
     set_format_version(dir.path(), 3);
     let seen = Recorded::default();
-    drop(Store::open_with(dir.path(), &seen).unwrap());
+    drop(OpenOptions::new().progress(&seen).open(dir.path()).unwrap());
     let phases = seen.phases.lock().unwrap().clone();
     assert_eq!(phases.len(), 1, "{phases:?}");
     assert!(phases[0].0.contains("upgrading"), "{phases:?}");
@@ -222,7 +227,12 @@ fn an_upgrade_reports_its_progress() {
         "{advanced} of {phases:?}"
     );
     let again = Recorded::default();
-    drop(Store::open_with(dir.path(), &again).unwrap());
+    drop(
+        OpenOptions::new()
+            .progress(&again)
+            .open(dir.path())
+            .unwrap(),
+    );
     assert!(again.phases.lock().unwrap().is_empty());
 }
 

@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Unavailable,
     /// Any other error reported by the engine.
     Engine,
+    /// The statement was stopped through [`crate::Session::cancel_handle`]; nothing it would
+    /// have written was written.
+    Cancelled,
 }
 
 /// An error with the position of the text it is about.

@@ -4,7 +4,7 @@ use crate::cli::{Command, InfoFormat, Ingest};
 use crate::output::{self, columns, human_bytes, thousands};
 use crate::progress::Bars;
 use anyhow::{anyhow, bail, Result};
-use saedb_engine::{IndexBuild, IngestReport, Store, StoreInfo};
+use saedb_engine::{IndexBuild, IngestReport, OpenOptions, Store, StoreInfo};
 use std::path::Path;
 
 pub fn run(command: Command) -> Result<()> {
@@ -83,14 +83,14 @@ pub fn run(command: Command) -> Result<()> {
 }
 
 /// Opens a store that must exist already (query, run, shell, info). A missing store is a one-line
-/// error naming the path, never an empty store created by accident.
+/// error naming the path (the engine refuses it), never an empty store created by accident.
 pub fn open_existing(path: &Path) -> Result<Store> {
-    check_store_dir(path)?;
     // A bar only if an older store's format is upgraded on the way (about 4 s at 120M activations).
-    match Store::open_with(path, &Bars::for_stderr()) {
+    let bars = Bars::for_stderr();
+    match OpenOptions::new().progress(&bars).open(path) {
         Ok(s) => Ok(s),
         // Another process (a shell, an ingest) holds the store: read what it has committed.
-        Err(e) if is_lock_error(&e) => match Store::open_read_only(path) {
+        Err(e @ saedb_engine::Error::Locked { .. }) => match Store::open_read_only(path) {
             Ok(s) => {
                 eprintln!(
                     "note: {} is in use by another process; opened read-only (LABEL will fail)",
@@ -106,42 +106,12 @@ pub fn open_existing(path: &Path) -> Result<Store> {
 
 /// Opens an existing store for reading only (`info`): works while another process writes it.
 pub fn open_existing_read_only(path: &Path) -> Result<Store> {
-    check_store_dir(path)?;
     Store::open_read_only(path).map_err(|e| naming(path, e))
 }
 
-/// A store must exist, as a directory, before anything but an ingest opens it.
-fn check_store_dir(path: &Path) -> Result<()> {
-    if !path.exists() {
-        bail!(
-            "{}: no such store (a store is created by the first `saedb ingest` into it)",
-            path.display()
-        );
-    }
-    if !path.is_dir() {
-        bail!("{}: not a store (a store is a directory)", path.display());
-    }
-    Ok(())
-}
-
-/// An error opening a store; a lock held by another process is said in plain words.
+/// An error opening a store, as one line naming it.
 pub fn store_error(path: &Path, e: saedb_engine::Error) -> anyhow::Error {
-    if is_lock_error(&e) {
-        anyhow!(
-            "{}: the store is in use by another saedb process (close it first)",
-            path.display()
-        )
-    } else {
-        naming(path, e)
-    }
-}
-
-fn is_lock_error(e: &saedb_engine::Error) -> bool {
-    let m = e.to_string().to_ascii_lowercase();
-    m.contains("lock")
-        && (m.contains("temporarily unavailable")
-            || m.contains("hold")
-            || m.contains("resource busy"))
+    naming(path, e)
 }
 
 /// An engine error as a one-line message that names `path` (prefixing it when the engine's
@@ -183,15 +153,12 @@ fn run_ingest(ingest: Ingest) -> Result<()> {
         Ingest::Graph { store, file, .. } => (store, file),
     };
     must_exist(input)?;
-    if store_path.exists() && !store_path.is_dir() {
-        bail!(
-            "{}: not a store (a store is a directory)",
-            store_path.display()
-        );
-    }
     let bars = Bars::for_stderr();
-    let store =
-        Store::create_or_open_with(store_path, &bars).map_err(|e| store_error(store_path, e))?;
+    let store = OpenOptions::new()
+        .create(true)
+        .progress(&bars)
+        .open(store_path)
+        .map_err(|e| store_error(store_path, e))?;
     let result = match &ingest {
         Ingest::Dictionary {
             name,

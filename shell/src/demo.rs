@@ -57,9 +57,6 @@ pub fn run(store_dir: Option<&Path>, no_shell: bool, fixtures: Option<&Path>) ->
             (p.clone(), Some(TempStore(p)))
         }
     };
-    if path.exists() && !path.is_dir() {
-        bail!("{}: not a store (a store is a directory)", path.display());
-    }
     let color = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
     let store = Store::create_or_open(&path).map_err(|e| crate::commands::store_error(&path, e))?;
     output::println(&format!(

@@ -522,7 +522,7 @@ mod tests {
 
     fn indexed(dec: Decoder) -> Indexed {
         let half = HalfRows::new(rows(&dec));
-        let hnsw = build_hnsw(&dec, &half, &NoProgress);
+        let hnsw = build_hnsw(&dec, &half, &NoProgress).unwrap();
         let graph = FlatGraph::from_hnsw(&hnsw, &dec.alive).unwrap();
         Indexed {
             dec,

@@ -1,4 +1,4 @@
-//! Chain search and total influence on an attribution graph (DESIGN.md, "Chains: one precise
+//! Chain search and total influence on an attribution graph (docs/ATTRIBUTION.md, "Chains: the
 //! definition").
 //!
 //! - Normalisation: `a(s→t) = |w(s→t)| / Σ_s' |w(s'→t)|` over every input edge of `t` in the

@@ -1,4 +1,4 @@
-//! Direct-path attribution from stored dictionaries (DESIGN.md; docs/ATTRIBUTION.md).
+//! Direct-path attribution from stored dictionaries (docs/ATTRIBUTION.md, "Direct-path attribution").
 //!
 //! For one token position, with the features active there in each dictionary:
 //! - edge (layer l feature f) → (layer l' > l feature g): `a_f · (W_dec_l[f] · W_enc_l'[:, g])`

@@ -29,6 +29,19 @@ pub enum NodeKind {
     Logit,
 }
 
+impl NodeKind {
+    /// The kind's name, as stored and as queries print it (`embedding`, `feature`, `error`,
+    /// `logit`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::Embedding => "embedding",
+            NodeKind::Feature => "feature",
+            NodeKind::Error => "error",
+            NodeKind::Logit => "logit",
+        }
+    }
+}
+
 /// Summary of one stored graph, for `SHOW GRAPHS` / `DESCRIBE GRAPH`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GraphInfo {
@@ -56,7 +69,7 @@ pub struct LogitInfo {
     pub is_target: bool,
 }
 
-/// A chain search request (see DESIGN.md, "Chains: one precise definition").
+/// A chain search request (docs/ATTRIBUTION.md, "Chains: the definition").
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChainQuery {
     /// The target node id.
