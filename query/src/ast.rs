@@ -145,8 +145,10 @@ pub enum Statement {
     ShowLabels {
         limit: Option<Spanned<u64>>,
     },
+    /// `SHOW DOC d`: the document as text; with `POSITIONS`, one row per token.
     ShowDoc {
         doc: Spanned<u64>,
+        positions: bool,
     },
     Describe {
         feature: FeatureArg,

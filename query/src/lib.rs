@@ -18,12 +18,15 @@
 pub mod ast;
 pub mod error;
 pub mod exec;
+pub mod lexer;
 pub mod parser;
 pub mod render;
 pub mod result;
+pub mod tables;
 
 pub use error::{ErrorKind, QueryError};
 pub use exec::Session;
-pub use parser::{is_complete, parse, split_statements, KEYWORDS};
+pub use lexer::{is_blank, is_complete, quote, split_statements, KEYWORDS};
+pub use parser::parse;
 pub use render::{render, render_table, Format};
 pub use result::{ResultKind, ResultSet, Value};

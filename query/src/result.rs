@@ -95,7 +95,10 @@ pub enum ResultKind {
     Influence,
     Graphs,
     Graph,
+    /// SHOW DOC … POSITIONS: one row per token.
     Document,
+    /// SHOW DOC: the document as text (a record).
+    DocumentText,
     /// A statement that only reports what it did (`USE`).
     Message,
 }
@@ -105,7 +108,10 @@ impl ResultKind {
     pub fn is_record(self) -> bool {
         matches!(
             self,
-            ResultKind::Describe | ResultKind::Dictionary | ResultKind::Graph
+            ResultKind::Describe
+                | ResultKind::Dictionary
+                | ResultKind::Graph
+                | ResultKind::DocumentText
         )
     }
 }

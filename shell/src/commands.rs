@@ -1,11 +1,13 @@
-//! The subcommands: ingest and info here; query/run in `statements`, shell in `repl`, demo in `demo`.
+//! The subcommands: ingest, info and check here; query/run in `statements`, shell in `repl`, demo in
+//! `demo`. Nothing else in the binary depends on this file (it sits on top of the others).
 
 use crate::cli::{Command, InfoFormat, Ingest};
-use crate::output::{self, columns, human_bytes, thousands};
+use crate::output;
 use crate::progress::Bars;
+use crate::stores::{must_exist, naming, open_existing, open_existing_read_only, store_error};
 use anyhow::{anyhow, bail, Result};
-use saedb_engine::{IndexBuild, IngestReport, OpenOptions, Store, StoreInfo};
-use std::path::Path;
+use saedb_engine::{IndexBuild, OpenOptions};
+use saedb_query::render::{render_check, render_info, render_ingest};
 
 pub fn run(command: Command) -> Result<()> {
     match command {
@@ -82,61 +84,6 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-/// Opens a store that must exist already (query, run, shell, info). A missing store is a one-line
-/// error naming the path (the engine refuses it), never an empty store created by accident.
-pub fn open_existing(path: &Path) -> Result<Store> {
-    // A bar only if an older store's format is upgraded on the way (about 4 s at 120M activations).
-    let bars = Bars::for_stderr();
-    match OpenOptions::new().progress(&bars).open(path) {
-        Ok(s) => Ok(s),
-        // Another process (a shell, an ingest) holds the store: read what it has committed.
-        Err(e @ saedb_engine::Error::Locked { .. }) => match Store::open_read_only(path) {
-            Ok(s) => {
-                eprintln!(
-                    "note: {} is in use by another process; opened read-only (LABEL will fail)",
-                    path.display()
-                );
-                Ok(s)
-            }
-            Err(_) => Err(store_error(path, e)),
-        },
-        Err(e) => Err(store_error(path, e)),
-    }
-}
-
-/// Opens an existing store for reading only (`info`): works while another process writes it.
-pub fn open_existing_read_only(path: &Path) -> Result<Store> {
-    Store::open_read_only(path).map_err(|e| naming(path, e))
-}
-
-/// An error opening a store, as one line naming it.
-pub fn store_error(path: &Path, e: saedb_engine::Error) -> anyhow::Error {
-    naming(path, e)
-}
-
-/// An engine error as a one-line message that names `path` (prefixing it when the engine's
-/// message does not already).
-pub fn naming(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
-    let msg = crate::one_line(&e.to_string());
-    let shown = path.display().to_string();
-    let base = path
-        .file_name()
-        .map(|f| f.to_string_lossy().to_string())
-        .unwrap_or_default();
-    if msg.contains(&shown) || (!base.is_empty() && msg.contains(&base)) {
-        anyhow!("{msg}")
-    } else {
-        anyhow!("{shown}: {msg}")
-    }
-}
-
-fn must_exist(path: &Path) -> Result<()> {
-    if !path.exists() {
-        bail!("{}: no such file or directory", path.display());
-    }
-    Ok(())
-}
-
 fn run_ingest(ingest: Ingest) -> Result<()> {
     // Check the inputs before touching the store, so that a typo never leaves an empty store behind.
     let (store_path, input) = match &ingest {
@@ -190,171 +137,6 @@ fn run_ingest(ingest: Ingest) -> Result<()> {
     };
     bars.abandon();
     let report = result.map_err(|e| naming(input, e))?;
-    output::println(&summary(&report));
+    output::println(&render_ingest(&report));
     Ok(())
-}
-
-/// The one-line summary of a finished ingest.
-pub fn summary(r: &IngestReport) -> String {
-    format!(
-        "ingested {} {} ({}) from {} in {:.2} s",
-        thousands(r.items),
-        r.unit,
-        r.kind,
-        r.path,
-        r.seconds
-    )
-}
-
-/// `saedb info` as aligned text.
-pub fn render_info(info: &StoreInfo) -> String {
-    let mut s = String::new();
-    let kv = |s: &mut String, k: &str, v: String| s.push_str(&format!("{k:<13}{v}\n"));
-    kv(&mut s, "store", info.path.clone());
-    kv(
-        &mut s,
-        "format",
-        format!(
-            "version {}, {} on disk",
-            info.format_version,
-            human_bytes(info.bytes_on_disk)
-        ),
-    );
-    kv(&mut s, "documents", thousands(info.documents));
-    kv(&mut s, "tokens", thousands(info.tokens));
-    kv(
-        &mut s,
-        "vocabulary",
-        match &info.vocabulary {
-            None => "none (ingest one with `saedb ingest vocab` for TOKEN EFFECTS)".to_string(),
-            Some(v) => format!(
-                "{} [{} x {}] from {}",
-                v.tensor,
-                thousands(v.n_vocab as u64),
-                v.d_model,
-                v.source_path
-            ),
-        },
-    );
-    kv(
-        &mut s,
-        "graphs",
-        if info.graphs.is_empty() {
-            "none".to_string()
-        } else {
-            info.graphs.join(", ")
-        },
-    );
-    kv(&mut s, "labels", thousands(info.labels));
-    if info.dictionaries.is_empty() {
-        kv(&mut s, "dictionaries", "none".to_string());
-    } else {
-        s.push_str(&format!("dictionaries {}\n", info.dictionaries.len()));
-        let rows: Vec<Vec<String>> = info
-            .dictionaries
-            .iter()
-            .map(|d| {
-                vec![
-                    d.name.clone(),
-                    d.d_in.to_string(),
-                    thousands(d.d_sae as u64),
-                    d.architecture.to_string(),
-                    d.k.map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
-                    d.layer.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
-                    d.hook.clone().unwrap_or_else(|| "-".into()),
-                    thousands(d.tokens_encoded),
-                    thousands(d.nonzeros),
-                    d.model.clone().unwrap_or_else(|| "-".into()),
-                    d.source_format.clone(),
-                ]
-            })
-            .collect();
-        s.push_str(&columns(
-            &[
-                "name", "d_in", "d_sae", "arch", "k", "layer", "hook", "tokens", "nonzeros",
-                "model", "format",
-            ],
-            &rows,
-            &[
-                false, true, true, false, true, true, false, true, true, false, false,
-            ],
-        ));
-    }
-    s
-}
-
-/// The check report as a short summary: what was checked, then every problem and note.
-fn render_check(r: &saedb_engine::CheckReport) -> String {
-    let mut out = format!(
-        "format version {}: {} dictionaries, {} activations in both orientations, {} feature statistics, {} graphs checked\n",
-        r.format_version, r.dictionaries, r.activations, r.features, r.graphs
-    );
-    for p in &r.problems {
-        out += &format!("problem: {p}\n");
-    }
-    for n in &r.notes {
-        out += &format!("note: {n}\n");
-    }
-    if r.problems.is_empty() {
-        out += "ok\n";
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use saedb_engine::{Architecture, DictionaryInfo};
-
-    #[test]
-    fn naming_prefixes_only_when_needed() {
-        let p = Path::new("/tmp/x/latents.safetensors");
-        assert_eq!(
-            naming(p, "unknown dictionary 'L9'").to_string(),
-            "/tmp/x/latents.safetensors: unknown dictionary 'L9'"
-        );
-        assert_eq!(
-            naming(p, "/tmp/x/latents.safetensors: truncated").to_string(),
-            "/tmp/x/latents.safetensors: truncated"
-        );
-        assert_eq!(
-            naming(p, "a\nb").to_string(),
-            "/tmp/x/latents.safetensors: a b"
-        );
-    }
-
-    #[test]
-    fn info_renders_every_dictionary() {
-        let d = DictionaryInfo {
-            name: "L2".into(),
-            id: 0,
-            d_in: 384,
-            d_sae: 512,
-            architecture: Architecture::TopK,
-            k: Some(16),
-            apply_b_dec_to_input: true,
-            hook: Some("blocks.2.hook_resid_post".into()),
-            layer: Some(2),
-            model: Some("all-MiniLM-L6-v2".into()),
-            source_format: "saelens".into(),
-            source_path: "x".into(),
-            tokens_encoded: 1234,
-            nonzeros: 19744,
-        };
-        let info = StoreInfo {
-            path: "s".into(),
-            format_version: 1,
-            documents: 54,
-            tokens: 2000,
-            dictionaries: vec![d],
-            vocabulary: None,
-            graphs: vec![],
-            labels: 0,
-            bytes_on_disk: 4096,
-        };
-        let t = render_info(&info);
-        assert!(t.contains("documents    54"), "{t}");
-        assert!(t.contains("19,744"), "{t}");
-        assert!(t.contains("topk"), "{t}");
-    }
 }

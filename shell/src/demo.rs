@@ -2,14 +2,15 @@
 //! then opens the shell when a person is at the terminal.
 
 use crate::cli::OutputFormat;
-use crate::commands::{naming, summary};
 use crate::output;
 use crate::progress::Bars;
-use crate::repl::{quote, Shell};
+use crate::repl::Shell;
 use crate::statements::Printer;
+use crate::stores::{naming, store_error};
 use anyhow::{anyhow, bail, Result};
 use saedb_engine::{FeatureRef, Store};
-use saedb_query::Session;
+use saedb_query::render::render_ingest;
+use saedb_query::{quote, Session};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,7 +59,7 @@ pub fn run(store_dir: Option<&Path>, no_shell: bool, fixtures: Option<&Path>) ->
         }
     };
     let color = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
-    let store = Store::create_or_open(&path).map_err(|e| crate::commands::store_error(&path, e))?;
+    let store = Store::create_or_open(&path).map_err(|e| store_error(&path, e))?;
     output::println(&format!(
         "saedb demo: store {}{}\n",
         path.display(),
@@ -102,7 +103,7 @@ fn populate(store: &Store, fixtures: &Path) -> Result<()> {
         |r: saedb_engine::Result<saedb_engine::IngestReport>, input: &Path| -> Result<()> {
             bars.abandon();
             let r = r.map_err(|e| naming(input, e))?;
-            output::println(&summary(&r));
+            output::println(&render_ingest(&r));
             Ok(())
         };
     let have: Vec<String> = store.dictionaries().into_iter().map(|d| d.name).collect();
@@ -138,7 +139,7 @@ fn populate(store: &Store, fixtures: &Path) -> Result<()> {
             match store.ingest_graph(&name, &file, &bars) {
                 Ok(r) => {
                     bars.abandon();
-                    output::println(&summary(&r));
+                    output::println(&render_ingest(&r));
                     did += 1;
                 }
                 Err(saedb_engine::Error::NotAvailable(what)) => {

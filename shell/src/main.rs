@@ -3,10 +3,12 @@
 mod cli;
 mod commands;
 mod demo;
+mod editing;
 mod output;
 mod progress;
 mod repl;
 mod statements;
+mod stores;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -51,16 +53,7 @@ fn install_panic_hook() {
             .unwrap_or_default();
         eprintln!(
             "error: internal error: {}{at} (this is a bug in saedb; please report it)",
-            one_line(&msg)
+            output::one_line(&msg)
         );
     }));
-}
-
-/// Joins a multi-line message into one line.
-pub fn one_line(s: &str) -> String {
-    s.split('\n')
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }

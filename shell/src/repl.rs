@@ -5,19 +5,16 @@
 //! History lives in `$SAEDB_HISTORY`, else `$HOME/.saedb_history`.
 
 use crate::cli::{OutputArgs, OutputFormat};
-use crate::output;
-use crate::statements::{execute_printing, read_script, Printer};
+use crate::editing::{Names, ShellHelper, DOT_COMMANDS};
+use crate::output::{self, one_line};
+use crate::statements::{execute_printing, human_duration, read_script, Printer};
+use crate::stores::open_existing;
 use anyhow::Result;
-use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
-use rustyline::highlight::{CmdKind, Highlighter};
-use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
-use rustyline::validate::Validator;
-use rustyline::{Config, Context, Editor, Helper};
+use rustyline::{Config, Editor};
 use saedb_engine::Store;
-use saedb_query::{is_complete, Session, KEYWORDS};
-use std::borrow::Cow;
+use saedb_query::{is_blank, is_complete, Session};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,10 +22,6 @@ use std::time::Instant;
 
 pub const PROMPT: &str = "saedb> ";
 pub const CONTINUATION: &str = "   ...> ";
-
-const DOT_COMMANDS: &[&str] = &[
-    ".dicts", ".exit", ".format", ".help", ".open", ".quit", ".read", ".timer",
-];
 
 const HELP: &str = "\
 Statements end with ';' and may span several lines. Keywords are case-insensitive; '--' starts a
@@ -61,320 +54,6 @@ pub fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(|h| PathBuf::from(h).join(".saedb_history"))
-}
-
-/// What tab completion offers, refreshed from the store after every statement.
-#[derive(Default)]
-pub struct Names {
-    pub dicts: Vec<String>,
-    pub graphs: Vec<String>,
-    pub labels: Vec<String>,
-}
-
-impl Names {
-    pub fn from_store(store: &Store) -> Names {
-        let mut labels: Vec<String> = store
-            .labels()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect();
-        labels.sort();
-        labels.dedup();
-        Names {
-            dicts: store.dictionaries().into_iter().map(|d| d.name).collect(),
-            graphs: store
-                .graphs()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|g| g.name)
-                .collect(),
-            labels,
-        }
-    }
-}
-
-/// The rustyline helper: completion and colouring (no hints, no validation: the shell itself
-/// handles continuation lines).
-pub struct ShellHelper {
-    pub names: Names,
-    files: FilenameCompleter,
-    /// Colour the statement being typed.
-    color: bool,
-}
-
-impl ShellHelper {
-    fn new(names: Names, color: bool) -> ShellHelper {
-        ShellHelper {
-            names,
-            files: FilenameCompleter::new(),
-            color,
-        }
-    }
-}
-
-/// Characters that end a word for completion.
-fn is_break(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';' | '=' | '<' | '>' | '!')
-}
-
-/// Quotes a string for the query language.
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// The completion of the word before `pos` (not dot-commands' arguments): where the word starts
-/// and the candidates.
-pub fn complete_statement(line: &str, pos: usize, names: &Names) -> (usize, Vec<String>) {
-    let before = &line[..pos];
-    // Inside an unclosed double-quoted string: complete labels.
-    if let Some(q) = unclosed_quote(before) {
-        let typed = before[q + 1..].to_lowercase();
-        let mut out: Vec<String> = names
-            .labels
-            .iter()
-            .filter(|l| l.to_lowercase().starts_with(&typed))
-            .map(|l| quote(l))
-            .collect();
-        // Then labels that merely contain the text.
-        if !typed.is_empty() {
-            out.extend(
-                names
-                    .labels
-                    .iter()
-                    .filter(|l| {
-                        let low = l.to_lowercase();
-                        !low.starts_with(&typed) && low.contains(&typed)
-                    })
-                    .map(|l| quote(l)),
-            );
-        }
-        return (q, out);
-    }
-    let start = before
-        .char_indices()
-        .rev()
-        .find(|&(_, c)| is_break(c))
-        .map(|(i, c)| i + c.len_utf8())
-        .unwrap_or(0);
-    let word = &before[start..];
-    if word.contains('/') {
-        return (start, vec![]);
-    }
-    let lower = !word.is_empty() && word.chars().all(|c| !c.is_ascii_uppercase());
-    let wl = word.to_ascii_lowercase();
-    let mut out: Vec<String> = Vec::new();
-    for n in names.dicts.iter().chain(&names.graphs) {
-        if n.to_ascii_lowercase().starts_with(&wl) && !out.contains(n) {
-            out.push(n.clone());
-        }
-    }
-    for k in KEYWORDS {
-        if k.to_ascii_lowercase().starts_with(&wl) {
-            let k = if lower {
-                k.to_ascii_lowercase()
-            } else {
-                k.to_string()
-            };
-            if !out.contains(&k) {
-                out.push(k);
-            }
-        }
-    }
-    (start, out)
-}
-
-/// The byte index of an unclosed `"` in `s` (ignoring `--` comments and single-quoted strings).
-fn unclosed_quote(s: &str) -> Option<usize> {
-    let mut open: Option<(usize, char)> = None;
-    let mut chars = s.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match open {
-            Some((_, q)) => {
-                if c == '\\' {
-                    chars.next();
-                } else if c == q {
-                    open = None;
-                }
-            }
-            None => match c {
-                '"' | '\'' => open = Some((i, c)),
-                '-' if chars.peek().map(|&(_, n)| n) == Some('-') => {
-                    // A comment runs to the end of the line.
-                    for (_, n) in chars.by_ref() {
-                        if n == '\n' {
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            },
-        }
-    }
-    match open {
-        Some((i, '"')) => Some(i),
-        _ => None,
-    }
-}
-
-fn pairs(v: Vec<String>) -> Vec<Pair> {
-    v.into_iter()
-        .map(|s| Pair {
-            display: s.clone(),
-            replacement: s,
-        })
-        .collect()
-}
-
-impl Completer for ShellHelper {
-    type Candidate = Pair;
-
-    fn complete(
-        &self,
-        line: &str,
-        pos: usize,
-        ctx: &Context<'_>,
-    ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with('.') {
-            let lead = line.len() - trimmed.len();
-            let cmd_end = trimmed
-                .find(char::is_whitespace)
-                .map(|i| lead + i)
-                .unwrap_or(line.len());
-            if pos <= cmd_end {
-                let typed = &line[lead..pos];
-                let c = DOT_COMMANDS
-                    .iter()
-                    .filter(|d| d.starts_with(typed))
-                    .map(|d| d.to_string())
-                    .collect();
-                return Ok((lead, pairs(c)));
-            }
-            let cmd = &line[lead..cmd_end];
-            let arg_start = line[cmd_end..pos]
-                .find(|c: char| !c.is_whitespace())
-                .map(|i| cmd_end + i)
-                .unwrap_or(pos);
-            let typed = &line[arg_start..pos];
-            let options: &[&str] = match cmd {
-                ".format" => &["table", "json", "csv"],
-                ".timer" => &["on", "off"],
-                ".open" | ".read" => return self.files.complete(line, pos, ctx),
-                _ => &[],
-            };
-            let c = options
-                .iter()
-                .filter(|o| o.starts_with(typed))
-                .map(|o| o.to_string())
-                .collect();
-            return Ok((arg_start, pairs(c)));
-        }
-        let (start, c) = complete_statement(line, pos, &self.names);
-        Ok((start, pairs(c)))
-    }
-}
-
-impl Hinter for ShellHelper {
-    type Hint = String;
-}
-impl Highlighter for ShellHelper {
-    fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
-        if self.color && !line.trim_start().starts_with('.') {
-            Cow::Owned(highlight_statement(line))
-        } else {
-            Cow::Borrowed(line)
-        }
-    }
-
-    fn highlight_char(&self, _line: &str, _pos: usize, kind: CmdKind) -> bool {
-        self.color && kind != CmdKind::MoveCursor
-    }
-}
-
-/// Colours a statement for the terminal: keywords bold, strings green, feature references cyan,
-/// comments dim. Only ANSI codes are added: the visible text is unchanged.
-pub fn highlight_statement(line: &str) -> String {
-    const KW: &str = "\x1b[1m";
-    const STR: &str = "\x1b[32m";
-    const REF: &str = "\x1b[36m";
-    const DIM: &str = "\x1b[2m";
-    const END: &str = "\x1b[0m";
-    let mut out = String::with_capacity(line.len() * 2);
-    let chars: Vec<(usize, char)> = line.char_indices().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let (start, c) = chars[i];
-        if c == '-' && chars.get(i + 1).map(|x| x.1) == Some('-') {
-            out.push_str(DIM);
-            out.push_str(&line[start..]);
-            out.push_str(END);
-            return out;
-        }
-        if c == '"' || c == '\'' {
-            let mut j = i + 1;
-            while j < chars.len() && chars[j].1 != c {
-                if chars[j].1 == '\\' {
-                    j += 1;
-                }
-                j += 1;
-            }
-            let end = chars.get(j + 1).map(|x| x.0).unwrap_or(line.len());
-            out.push_str(STR);
-            out.push_str(&line[start..end]);
-            out.push_str(END);
-            i = j + 1;
-            continue;
-        }
-        if c.is_ascii_alphanumeric() || c == '_' || c == '$' {
-            let mut j = i;
-            while j < chars.len()
-                && (chars[j].1.is_ascii_alphanumeric()
-                    || matches!(chars[j].1, '_' | '.' | '-' | '/' | '$'))
-            {
-                j += 1;
-            }
-            let end = chars.get(j).map(|x| x.0).unwrap_or(line.len());
-            let word = &line[start..end];
-            if KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(word)) {
-                out.push_str(KW);
-                out.push_str(word);
-                out.push_str(END);
-            } else if word.contains('/') {
-                out.push_str(REF);
-                out.push_str(word);
-                out.push_str(END);
-            } else {
-                out.push_str(word);
-            }
-            i = j;
-            continue;
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
-}
-impl Validator for ShellHelper {}
-impl Helper for ShellHelper {}
-
-/// True when `s` holds only whitespace and `--` comments.
-pub fn is_blank(s: &str) -> bool {
-    saedb_query::split_statements(s).is_empty()
 }
 
 /// The state of a shell session.
@@ -511,7 +190,7 @@ impl Shell {
         match execute_printing(&mut self.session, source, &mut self.printer) {
             Ok(n) => {
                 if self.printer.timer && n > 1 {
-                    eprintln!("total: {}", crate::statements::human_duration(t.elapsed()));
+                    eprintln!("total: {}", human_duration(t.elapsed()));
                 }
             }
             Err(e) => eprint!("{}", e.render(source, "<shell>")),
@@ -565,42 +244,25 @@ impl Shell {
                     if same {
                         output::println(&format!("{} is already open", path.display()));
                     } else {
-                        match crate::commands::open_existing(&path) {
+                        match open_existing(&path) {
                             Ok(store) => {
                                 self.session = Session::new(Arc::new(store));
                                 output::print(&self.banner());
                             }
-                            Err(e) => eprintln!("error: {}", crate::one_line(&format!("{e:#}"))),
+                            Err(e) => eprintln!("error: {}", one_line(&format!("{e:#}"))),
                         }
                     }
                 }
             }
             ".dicts" | ".dictionaries" => {
+                // The same result as SHOW DICTIONARIES, in the current format.
+                self.printer.reset();
                 let dicts = self.store().dictionaries();
                 if dicts.is_empty() {
                     output::println("no dictionaries (ingest one with `saedb ingest dictionary`)");
                 } else {
-                    let rows: Vec<Vec<String>> = dicts
-                        .iter()
-                        .map(|d| {
-                            vec![
-                                d.name.clone(),
-                                d.d_in.to_string(),
-                                output::thousands(d.d_sae as u64),
-                                d.architecture.to_string(),
-                                d.layer.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
-                                output::thousands(d.tokens_encoded),
-                                output::thousands(d.nonzeros),
-                            ]
-                        })
-                        .collect();
-                    output::print(&output::columns(
-                        &[
-                            "name", "d_in", "d_sae", "arch", "layer", "tokens", "nonzeros",
-                        ],
-                        &rows,
-                        &[false, true, true, false, true, true, true],
-                    ));
+                    self.printer
+                        .print(&saedb_query::tables::dictionaries(&dicts));
                 }
             }
             ".read" => {
@@ -616,7 +278,7 @@ impl Shell {
                                 eprint!("{}", e.render(&source, &origin));
                             }
                         }
-                        Err(e) => eprintln!("error: {}", crate::one_line(&format!("{e:#}"))),
+                        Err(e) => eprintln!("error: {}", one_line(&format!("{e:#}"))),
                     }
                 }
             }
@@ -645,110 +307,4 @@ fn unquote_arg(s: &str) -> &str {
 /// `saedb shell STORE`.
 pub fn run(store: Store, o: &OutputArgs) -> Result<()> {
     Shell::new(Arc::new(store), Printer::from_args(o)).run()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names() -> Names {
-        Names {
-            dicts: vec!["L2".into(), "L4".into(), "res-8".into()],
-            graphs: vec!["dallas".into()],
-            labels: vec![
-                "Golden Gate Bridge".into(),
-                "numbers".into(),
-                "say \"hi\"".into(),
-            ],
-        }
-    }
-
-    #[test]
-    fn keywords_complete_in_the_typed_case() {
-        let (s, c) = complete_statement("DESC", 4, &names());
-        assert_eq!(s, 0);
-        assert!(
-            c.contains(&"DESCRIBE".to_string()) && c.contains(&"DESC".to_string()),
-            "{c:?}"
-        );
-        let (_, c) = complete_statement("top 5 act", 9, &names());
-        assert_eq!(c, vec!["activations".to_string()]);
-        let line = "NEIGHBOURS OF L2/5 LIMIT 10 BREA";
-        let (s, c) = complete_statement(line, line.len(), &names());
-        assert_eq!((s, c), (28, vec!["BREADTH".to_string()]));
-        assert!(
-            highlight_statement("neighbours of L2/5 breadth 24").contains("\x1b[1mbreadth\x1b[0m")
-        );
-    }
-
-    #[test]
-    fn dictionary_and_graph_names_complete() {
-        let (s, c) = complete_statement("NEIGHBOURS OF L2/5 IN L", 23, &names());
-        assert_eq!(s, 22);
-        assert!(
-            c.contains(&"L2".to_string())
-                && c.contains(&"L4".to_string())
-                && c.contains(&"LIMIT".to_string()),
-            "{c:?}"
-        );
-        let (_, c) = complete_statement("CHAINS TO \"x\" IN GRAPH da", 25, &names());
-        assert_eq!(c, vec!["dallas".to_string()]);
-        let (_, c) = complete_statement("DESCRIBE L2/", 12, &names());
-        assert!(c.is_empty());
-    }
-
-    #[test]
-    fn labels_complete_inside_quotes() {
-        let line = "DESCRIBE \"gol";
-        let (s, c) = complete_statement(line, line.len(), &names());
-        assert_eq!(s, 9);
-        assert_eq!(c, vec!["\"Golden Gate Bridge\"".to_string()]);
-        let line = "SEARCH LABELS \"hi";
-        let (_, c) = complete_statement(line, line.len(), &names());
-        assert_eq!(c, vec!["\"say \\\"hi\\\"\"".to_string()]);
-        // A closed string is not completed as a label.
-        let line = "LABEL L2/3 AS \"x\" ";
-        let (_, c) = complete_statement(line, line.len(), &names());
-        assert!(c.iter().all(|x| !x.starts_with('"')), "{c:?}");
-    }
-
-    #[test]
-    fn highlighting_keeps_the_text() {
-        let strip = |s: &str| {
-            let mut out = String::new();
-            let mut esc = false;
-            for c in s.chars() {
-                if esc {
-                    esc = c != 'm';
-                } else if c == '\x1b' {
-                    esc = true;
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        };
-        for line in [
-            "TOP 5 ACTIVATIONS OF L2/7 WHERE token = \"a\\\"b\" AND value > 2.5; -- c",
-            "describe 'unterminated",
-            "SEARCH LABELS \"é\" LIMIT 3;",
-            "",
-        ] {
-            let h = highlight_statement(line);
-            assert_eq!(strip(&h), line);
-        }
-        assert!(highlight_statement("TOP 5").contains("\x1b[1mTOP\x1b[0m"));
-        assert!(highlight_statement("DESCRIBE L2/7").contains("\x1b[36mL2/7\x1b[0m"));
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
-    }
-
-    #[test]
-    fn blank_input() {
-        assert!(is_blank("  \n-- a comment; still\n"));
-        assert!(!is_blank("-- c\nSHOW DICTIONARIES"));
-    }
 }

@@ -5,9 +5,7 @@ use crate::cli::{OutputArgs, OutputFormat};
 use crate::output::{self, Rendered};
 use anyhow::{Context, Result};
 use saedb_engine::Store;
-use saedb_query::{
-    render, render_table, Format, QueryError, ResultKind, ResultSet, Session, Value,
-};
+use saedb_query::{render, render_table, Format, QueryError, ResultSet, Session};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -37,20 +35,10 @@ impl Printer {
         Printer::new(o.format, o.color_enabled(), o.timer)
     }
 
-    /// A result as text in the current format (with a bar chart under a DESCRIBE in table form).
+    /// A result as text in the current format.
     pub fn render(&self, rs: &ResultSet) -> String {
         match self.format {
-            OutputFormat::Table => {
-                let mut s = render_table(rs, self.color);
-                if rs.kind == ResultKind::Describe {
-                    for row in 0..rs.rows.len() {
-                        if let Some(Value::Histogram(bins)) = rs.get(row, "histogram") {
-                            s.push_str(&histogram_chart(bins, 40, 12, self.color));
-                        }
-                    }
-                }
-                s
-            }
+            OutputFormat::Table => render_table(rs, self.color),
             OutputFormat::Json => render(rs, Format::Json),
             OutputFormat::Csv => render(rs, Format::Csv),
         }
@@ -178,85 +166,9 @@ pub fn run_source(
     }
 }
 
-const EIGHTHS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
-
-/// A horizontal bar chart of a feature's activation histogram: one row per (merged) bin,
-/// at most `max_rows` rows, bars `width` characters at most.
-pub fn histogram_chart(
-    bins: &[(f32, f32, u64)],
-    width: usize,
-    max_rows: usize,
-    color: bool,
-) -> String {
-    if bins.is_empty() {
-        return String::new();
-    }
-    // Merge consecutive bins so that at most `max_rows` remain.
-    let per = bins.len().div_ceil(max_rows.max(1));
-    let rows: Vec<(f32, f32, u64)> = bins
-        .chunks(per)
-        .map(|c| (c[0].0, c[c.len() - 1].1, c.iter().map(|b| b.2).sum()))
-        .collect();
-    let total: u64 = rows.iter().map(|r| r.2).sum();
-    let max = rows.iter().map(|r| r.2).max().unwrap_or(1).max(1);
-    let edge = |x: f32| saedb_query::render::format_float(f64::from(x));
-    let lo_w = rows.iter().map(|r| edge(r.0).len()).max().unwrap_or(1);
-    let hi_w = rows.iter().map(|r| edge(r.1).len()).max().unwrap_or(1);
-    let mut out = format!(
-        "activation histogram ({} activations, log-spaced bins)\n",
-        crate::output::thousands(total)
-    );
-    for (lo, hi, n) in rows {
-        let eighths = ((n as f64 / max as f64) * (width * 8) as f64).round() as usize;
-        let eighths = if n > 0 { eighths.max(1) } else { 0 };
-        let mut bar = "█".repeat(eighths / 8);
-        if eighths % 8 > 0 {
-            bar.push(EIGHTHS[eighths % 8]);
-        }
-        let pad = width + 1 - bar.chars().count().min(width + 1);
-        let bar = if color {
-            format!("\x1b[36m{bar}\x1b[0m")
-        } else {
-            bar
-        };
-        out.push_str(&format!(
-            "  {:>lo_w$} .. {:<hi_w$} │{bar}{} {n}\n",
-            edge(lo),
-            edge(hi),
-            " ".repeat(pad)
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chart_scales_to_the_largest_bin() {
-        let bins = [(0.5, 0.6, 10), (0.6, 0.7, 5), (0.7, 0.8, 1)];
-        let c = histogram_chart(&bins, 8, 12, false);
-        let lines: Vec<&str> = c.lines().collect();
-        assert_eq!(lines.len(), 4, "{c}");
-        assert!(lines[0].contains("16 activations"), "{c}");
-        assert!(lines[1].contains("████████"), "{c}");
-        assert!(lines[2].contains("████ "), "{c}");
-        assert!(lines[1].ends_with(" 10"), "{c}");
-        assert!(
-            lines[3].contains('▊') || lines[3].contains('▉') || lines[3].contains('▋'),
-            "{c}"
-        );
-    }
-
-    #[test]
-    fn chart_merges_bins() {
-        let bins: Vec<(f32, f32, u64)> = (0..30).map(|i| (i as f32, i as f32 + 1.0, 1)).collect();
-        let c = histogram_chart(&bins, 10, 12, false);
-        assert!(c.lines().count() <= 13, "{c}");
-        assert!(c.contains("30 activations"), "{c}");
-        assert!(histogram_chart(&[], 10, 12, false).is_empty());
-    }
 
     #[test]
     fn durations() {

@@ -16,7 +16,7 @@ impl Exec<'_> {
             Statement::DescribeDictionary { dict } => self.describe_dictionary(dict),
             Statement::ShowGraphs => self.show_graphs(),
             Statement::ShowLabels { limit } => self.show_labels(limit),
-            Statement::ShowDoc { doc } => self.show_doc(doc),
+            Statement::ShowDoc { doc, positions } => self.show_doc(doc, *positions),
             Statement::Describe { feature } => self.describe(feature),
             Statement::DescribeGraph { graph } => {
                 let info = self
@@ -92,36 +92,7 @@ impl Exec<'_> {
     }
 
     pub(super) fn show_dictionaries(&self) -> R<ResultSet> {
-        let mut rs = ResultSet::new(
-            ResultKind::Dictionaries,
-            &[
-                "name",
-                "architecture",
-                "d_in",
-                "d_sae",
-                "k",
-                "layer",
-                "hook",
-                "model",
-                "tokens_encoded",
-                "nonzeros",
-            ],
-        );
-        for d in self.store.dictionaries() {
-            rs.rows.push(vec![
-                Value::str(&d.name),
-                Value::str(d.architecture.to_string()),
-                Value::Int(d.d_in.into()),
-                Value::Int(d.d_sae.into()),
-                d.k.map(|k| Value::Int(k.into())).unwrap_or(Value::Null),
-                d.layer.map(|k| Value::Int(k.into())).unwrap_or(Value::Null),
-                Value::opt_str(d.hook),
-                Value::opt_str(d.model),
-                Value::Int(d.tokens_encoded as i64),
-                Value::Int(d.nonzeros as i64),
-            ]);
-        }
-        Ok(rs)
+        Ok(crate::tables::dictionaries(&self.store.dictionaries()))
     }
 
     pub(super) fn describe_dictionary(&self, dict: &Spanned<String>) -> R<ResultSet> {
@@ -204,22 +175,13 @@ impl Exec<'_> {
         self.store.document(d).map_err(|e| self.engine(doc.span, e))
     }
 
-    pub(super) fn show_doc(&self, doc: &Spanned<u64>) -> R<ResultSet> {
+    pub(super) fn show_doc(&self, doc: &Spanned<u64>, positions: bool) -> R<ResultSet> {
         let d = self.document(doc)?;
-        let mut rs = ResultSet::new(ResultKind::Document, &["pos", "token", "token_id"]);
-        rs.title = Some(match &d.source {
-            Some(s) => format!("DOC {} ({s})", d.doc),
-            None => format!("DOC {}", d.doc),
-        });
-        for (i, t) in d.tokens.iter().enumerate() {
-            let id = d
-                .token_ids
-                .get(i)
-                .map(|&i| Value::Int(i.into()))
-                .unwrap_or(Value::Null);
-            rs.rows.push(vec![Value::Int(i as i64), Value::str(t), id]);
-        }
-        Ok(rs)
+        Ok(if positions {
+            crate::tables::document_positions(&d)
+        } else {
+            crate::tables::document_text(&d)
+        })
     }
 
     pub(super) fn describe(&self, feature: &FeatureArg) -> R<ResultSet> {

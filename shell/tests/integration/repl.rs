@@ -1,9 +1,7 @@
 //! The shell driven for real: `saedb shell` in a tmux terminal, typed at with send-keys and read
 //! back with capture-pane.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

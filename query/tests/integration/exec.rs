@@ -1,6 +1,6 @@
 //! Executor correctness against brute force over the engine's raw data.
 
-mod common;
+use crate::common;
 
 use saedb_engine::{FeatureRef, TokenActivation};
 use saedb_query::{Session, Value};

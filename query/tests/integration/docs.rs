@@ -4,7 +4,7 @@
 //! Blocks opened with ```sdq shared need ../shared/data (vocabulary and the capital-dallas graph,
 //! ingested as `dallas`); they are skipped when it is absent. `SAEDB_BLESS=1` rewrites the text blocks.
 
-mod common;
+use crate::common;
 
 use saedb_engine::NoProgress;
 use saedb_query::parser::{parse_statement, split_statements};

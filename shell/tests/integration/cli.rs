@@ -1,9 +1,7 @@
 //! Integration tests of the `saedb` binary: the command-line contract, ingest of the fixtures,
 //! `info` against counts computed from the files themselves, bad input, `query`, `run`, `demo`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 

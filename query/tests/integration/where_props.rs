@@ -1,7 +1,7 @@
 //! Random WHERE expressions: TOP k with the filter equals brute force over every activation of
 //! the feature, with the expression evaluated by an independent reference evaluator here.
 
-mod common;
+use crate::common;
 
 use proptest::prelude::*;
 use saedb_engine::{FeatureRef, Store, TokenActivation};

@@ -12,10 +12,10 @@
 //! - `-- requires: graphs` ingests ../shared/data/attribution-graphs/capital-dallas.json as graph
 //!   `dallas`, and skips the script when it is absent.
 //!
-//! `SAEDB_BLESS=1 cargo test -p saedb-query --test golden` rewrites the expected files; every
+//! `SAEDB_BLESS=1 cargo test -p saedb-query --test integration golden` rewrites the expected files; every
 //! change must then be checked by eye (see fixtures/queries/README.md).
 
-mod common;
+use crate::common;
 
 use saedb_engine::NoProgress;
 use saedb_query::parser::{parse_statement, split_statements};
