@@ -4,7 +4,10 @@
 //! with candle on the CPU), then per row
 //! - ReLU: `max(pre, 0)`;
 //! - TopK: keep the `k` largest entries of `pre` (ties: lower feature index first), then ReLU;
-//! - JumpReLU: `pre` where `pre > threshold[f]`, else 0.
+//! - JumpReLU: `relu(pre)` where `pre > threshold[f]`, else 0 (SAELens's and Gemma Scope's
+//!   definition: a negative threshold does not let negative values through);
+//! - GroupMax (sparsify's `groupmax`): `pre` split into `k` groups of `d_sae / k` consecutive
+//!   features; each group keeps its largest entry (ties: lower index), then ReLU.
 //!
 //! Only nonzero entries are returned, sorted by feature.
 //!
@@ -88,6 +91,14 @@ impl Encoder {
                     return Err(Error::InvalidArgument(
                         "a TopK SAE needs k >= 1".to_string(),
                     ))
+                }
+            },
+            Architecture::GroupMax => match sae.k {
+                Some(k) if k >= 1 && d_sae % k == 0 => k,
+                k => {
+                    return Err(Error::InvalidArgument(format!(
+                        "a GroupMax SAE needs k >= 1 groups dividing d_sae = {d_sae} (k = {k:?})"
+                    )))
                 }
             },
             _ => 0,
@@ -203,10 +214,36 @@ impl Encoder {
             Architecture::Relu => self.keep_where(prod, s, |_, v| v > 0.0),
             Architecture::JumpRelu => {
                 let t = &self.threshold;
-                self.keep_where(prod, s, |f, v| v > t[f] && v != 0.0)
+                self.keep_where(prod, s, |f, v| v > t[f] && v > 0.0)
             }
             Architecture::TopK => self.top_k(prod, s),
+            Architecture::GroupMax => self.group_max(prod),
         }
+    }
+
+    /// Per group of `d_sae / k` consecutive features, its largest entry of `pre = prod + b_enc`
+    /// (the first on ties, as torch's `max`), kept when positive. sparsify takes the maximum of
+    /// `relu(pre)`: an all-negative group gives 0 there, which is not stored.
+    fn group_max(&self, prod: &[f32]) -> Vec<(u32, f32)> {
+        let size = self.d_sae / self.k;
+        let mut out = Vec::with_capacity(self.k);
+        for (g, (p, b)) in prod
+            .chunks_exact(size)
+            .zip(self.b_enc.chunks_exact(size))
+            .enumerate()
+        {
+            let mut best = (0usize, 0.0f32);
+            for (i, (p, b)) in p.iter().zip(b).enumerate() {
+                let v = p + b;
+                if v > best.1 {
+                    best = (i, v);
+                }
+            }
+            if best.1 > 0.0 {
+                out.push(((g * size + best.0) as u32, best.1));
+            }
+        }
+        out
     }
 
     /// The entries of `pre = prod + b_enc` for which `keep(feature, pre)` holds. Roughly half of
@@ -326,8 +363,18 @@ mod tests {
                 match enc.architecture {
                     Architecture::Relu => all.filter(|p| p.1 > 0.0).collect(),
                     Architecture::JumpRelu => all
-                        .filter(|p| p.1 > enc.threshold[p.0 as usize] && p.1 != 0.0)
+                        .filter(|p| p.1 > enc.threshold[p.0 as usize] && p.1 > 0.0)
                         .collect(),
+                    Architecture::GroupMax => {
+                        let size = enc.d_sae / enc.k;
+                        let row: Vec<(u32, f32)> = all.collect();
+                        row.chunks(size)
+                            .filter_map(|g| {
+                                let max = g.iter().map(|p| p.1).fold(f32::MIN, f32::max);
+                                g.iter().find(|p| p.1 == max && max > 0.0).copied()
+                            })
+                            .collect()
+                    }
                     Architecture::TopK => {
                         let mut v: Vec<(f32, u32)> = all.map(|(f, v)| (v, f)).collect();
                         v.sort_unstable_by(topk_order);
@@ -364,6 +411,7 @@ mod tests {
             (Architecture::JumpRelu, 0),
             (Architecture::TopK, 3),
             (Architecture::TopK, 60),
+            (Architecture::GroupMax, 64),
         ] {
             for apply in [true, false] {
                 let enc = Encoder::new(&sae(arch, k.max(1), apply, d_in, d_sae)).unwrap();

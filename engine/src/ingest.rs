@@ -272,9 +272,7 @@ impl Store {
             if i % 1024 == 0 {
                 check_cancelled(progress)?;
             }
-            let bytes = bincode::serde::encode_to_vec(d, bincode::config::standard())
-                .map_err(|e| Error::Corrupt(format!("encoding document {}: {e}", d.doc)))?;
-            batch.put_cf(self.cf(CF_DOCS), doc_key(d.doc), bytes);
+            batch.put_cf(self.cf(CF_DOCS), doc_key(d.doc), encode_document(d)?);
             catalog.documents += 1;
             catalog.tokens += d.tokens.len() as u64;
             progress.advance(1);
@@ -295,18 +293,73 @@ impl Store {
 
     /// Ingests pre-encoded sparse latents (delphi's cache: a split folder or one safetensors file)
     /// as activations of dictionary `dict`.
+    ///
+    /// When the cache holds a `tokens` matrix and the store holds documents, every sequence
+    /// with activations must hold its stored document's token ids (padding past the
+    /// document's end aside): the first disagreement refuses the ingest.
     pub fn ingest_latents(
         &self,
         dict: &str,
         path: &Path,
         progress: &dyn Progress,
     ) -> Result<IngestReport> {
+        self.ingest_latents_from(dict, path, None, progress)
+    }
+
+    /// [`Store::ingest_latents`] into a store without documents, taking them from the cache's
+    /// `tokens` matrix: one document per sequence (document id = sequence), its token strings
+    /// and text from `vocabulary` (a Hugging Face tokenizer.json, or a vocab.txt, which gives
+    /// no text). Documents and activations are committed together.
+    pub fn ingest_latents_with_documents(
+        &self,
+        dict: &str,
+        path: &Path,
+        vocabulary: &Path,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        self.ingest_latents_from(dict, path, Some(vocabulary), progress)
+    }
+
+    fn ingest_latents_from(
+        &self,
+        dict: &str,
+        path: &Path,
+        vocabulary: Option<&Path>,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
         let (_writer, started, info) = self.begin_activations(dict)?;
+        let names = match vocabulary {
+            Some(v) => {
+                let documents = self.catalog().documents;
+                if documents > 0 {
+                    return Err(Error::InvalidArgument(format!(
+                        "documents are taken from a cache only into a store without documents; \
+                         this one holds {documents}, and the cache's tokens are checked against \
+                         them instead"
+                    )));
+                }
+                Some(formats::TokenNames::open(v)?)
+            }
+            None => None,
+        };
         progress.start("reading latents", 0);
-        let ((entries, _), hash) = self.read_new_input("latents", dict, path, || {
+        let ((entries, tokens), hash) = self.read_new_input("latents", dict, path, || {
             formats::delphi::read_latent_entries(path)
         })?;
         progress.finish();
+        if let Some(tokens) = &tokens {
+            self.check_cache_tokens(path, tokens, &entries)?;
+        }
+        let new_docs =
+            match (&names, &tokens) {
+                (Some(names), Some(tokens)) => documents_from_cache(tokens, names, progress)?,
+                (Some(_), None) => return Err(Error::bad_input(
+                    path,
+                    "this cache holds no 'tokens' matrix (delphi's save_tokens=False), so it has \
+                     no documents to take; ingest the documents first",
+                )),
+                (None, _) => Vec::new(),
+            };
         if let Some((row, e)) =
             first_match(&entries, |e| e.2 >= info.d_sae).map(|row| (row, entries[row]))
         {
@@ -319,8 +372,15 @@ impl Store {
             ));
         }
         // Tokens without any latent are not in the file: count the tokens that have one.
-        let items =
-            self.write_activations(&info, "latents", path, hash, entries, None, progress)?;
+        let items = self.write_activations(
+            &info,
+            "latents",
+            path,
+            hash,
+            (entries, &new_docs),
+            None,
+            progress,
+        )?;
         Ok(report("latents", path, items, "nonzeros", started))
     }
 
@@ -379,7 +439,7 @@ impl Store {
             })
             .collect();
         let items =
-            self.write_activations(&info, "latents", path, hash, entries, None, progress)?;
+            self.write_activations(&info, "latents", path, hash, (entries, &[]), None, progress)?;
         Ok(report("latents", path, items, "nonzeros", started))
     }
 
@@ -501,7 +561,7 @@ impl Store {
             "activations",
             path,
             hash,
-            entries,
+            (entries, &[]),
             Some(n as u64),
             progress,
         )
@@ -624,7 +684,8 @@ impl Store {
         Ok(())
     }
 
-    /// Validates and stores activations in both orientations, merges statistics, and commits.
+    /// Validates and stores activations in both orientations, merges statistics, and commits,
+    /// together with `new_docs` (documents taken from a cache, for a store without any).
     #[allow(clippy::too_many_arguments)]
     fn write_activations(
         &self,
@@ -632,7 +693,7 @@ impl Store {
         kind: &str,
         path: &Path,
         hash: String,
-        mut entries: Vec<Entry>,
+        (mut entries, new_docs): (Vec<Entry>, &[Document]),
         tokens_encoded: Option<u64>,
         progress: &dyn Progress,
     ) -> Result<u64> {
@@ -698,6 +759,11 @@ impl Store {
             batch.merge_cf(self.cf(CF_STATS), feature_key(dict, feature), rec);
         }
         let mut catalog = self.catalog().clone();
+        for d in new_docs {
+            batch.put_cf(self.cf(CF_DOCS), doc_key(d.doc), encode_document(d)?);
+            catalog.documents += 1;
+            catalog.tokens += d.tokens.len() as u64;
+        }
         let d = catalog
             .dictionaries
             .iter_mut()
@@ -715,6 +781,67 @@ impl Store {
         ));
         self.commit_with_catalog(batch, catalog)?;
         Ok(entries.len() as u64)
+    }
+
+    /// A delphi cache's `tokens` matrix names the token ids its activations were computed on:
+    /// every sequence it has activations for must hold the stored document's ids (sequence =
+    /// document). Positions past the document's end are delphi's padding and not compared.
+    /// Refuses the first mismatch; without stored documents there is nothing to compare.
+    fn check_cache_tokens(
+        &self,
+        path: &Path,
+        tokens: &formats::TokenMatrix,
+        entries: &[Entry],
+    ) -> Result<()> {
+        if self.catalog().documents == 0 {
+            return Ok(());
+        }
+        let mut referenced = vec![false; tokens.n_seq];
+        for e in entries {
+            // The reader checked every location against the matrix's shape.
+            if let Some(r) = referenced.get_mut(e.0 as usize) {
+                *r = true;
+            }
+        }
+        for seq in (0..tokens.n_seq).filter(|&s| referenced[s]) {
+            // A sequence without a stored document is reported by check_positions.
+            let Some(doc) = self.stored_document(seq as u32)? else {
+                continue;
+            };
+            let row = &tokens.ids[seq * tokens.ctx..(seq + 1) * tokens.ctx];
+            if doc.token_ids.is_empty() && !doc.tokens.is_empty() {
+                return Err(Error::bad_input(
+                    path,
+                    format!(
+                        "the cache's 'tokens' cannot be checked against document {seq}: it was \
+                         stored without token_ids (re-create the store with documents that have \
+                         them, or take the documents from the cache); nothing was changed"
+                    ),
+                ));
+            }
+            if let Some((pos, (cache_id, doc_id))) = row
+                .iter()
+                .zip(&doc.token_ids)
+                .enumerate()
+                .find(|(_, (a, b))| a != b)
+            {
+                let shown = doc
+                    .tokens
+                    .get(pos)
+                    .map(|t| format!(" ({t:?})"))
+                    .unwrap_or_default();
+                return Err(Error::bad_input(
+                    path,
+                    format!(
+                        "the cache's tokens disagree with the stored documents at sequence {seq}, \
+                         position {pos}: the cache holds token id {cache_id}, document {seq} holds \
+                         {doc_id}{shown}; its activations were computed on other text, so nothing \
+                         was changed"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// When documents are stored, every activation must sit on a stored token.
@@ -766,6 +893,40 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A document as the `docs` column family stores it.
+fn encode_document(d: &Document) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(d, bincode::config::standard())
+        .map_err(|e| Error::Corrupt(format!("encoding document {}: {e}", d.doc)))
+}
+
+/// One document per sequence of a delphi cache's `tokens` matrix (document id = sequence),
+/// named by `names`.
+fn documents_from_cache(
+    tokens: &formats::TokenMatrix,
+    names: &formats::TokenNames,
+    progress: &dyn Progress,
+) -> Result<Vec<Document>> {
+    progress.start("naming the cache's tokens", tokens.n_seq as u64);
+    let mut decoded = std::collections::HashMap::new();
+    let mut docs = Vec::with_capacity(tokens.n_seq);
+    for seq in 0..tokens.n_seq {
+        let ids = &tokens.ids[seq * tokens.ctx..(seq + 1) * tokens.ctx];
+        let strings = names.tokens(ids, &mut decoded, |pos| {
+            format!("the cache's sequence {seq}, position {pos}")
+        })?;
+        docs.push(Document {
+            doc: seq as u32,
+            tokens: strings,
+            token_ids: ids.to_vec(),
+            text: names.text(ids)?,
+            source: None,
+        });
+        progress.advance(1);
+    }
+    progress.finish();
+    Ok(docs)
 }
 
 /// The index of the first entry for which `bad` holds. Chunks are scanned in parallel, each by
@@ -1000,6 +1161,15 @@ fn sae_from_weights(path: &Path, w: &DictionaryWeights) -> Result<Sae> {
             return bad(format!("k {k} must be between 1 and d_sae ({d_sae})"))
         }
         (Architecture::TopK, None, _) => return bad("a TopK dictionary needs k".into()),
+        (Architecture::GroupMax, Some(k), false) if k >= 1 && d_sae % k == 0 => {}
+        (Architecture::GroupMax, Some(k), false) => {
+            return bad(format!(
+                "k {k} groups must divide d_sae ({d_sae}) into equal groups"
+            ))
+        }
+        (Architecture::GroupMax, None, _) => {
+            return bad("a GroupMax dictionary needs k, its number of groups".into())
+        }
         (Architecture::JumpRelu, None, true) | (Architecture::Relu, None, false) => {}
         (Architecture::JumpRelu, _, false) => {
             return bad("a JumpReLU dictionary needs its thresholds".into())
@@ -1008,7 +1178,7 @@ fn sae_from_weights(path: &Path, w: &DictionaryWeights) -> Result<Sae> {
             return bad(format!(
                 "a {a} dictionary takes {}",
                 match a {
-                    Architecture::TopK => "k and no thresholds",
+                    Architecture::TopK | Architecture::GroupMax => "k and no thresholds",
                     Architecture::JumpRelu => "thresholds and no k",
                     _ => "neither k nor thresholds",
                 }

@@ -34,8 +34,11 @@ pub enum Architecture {
     Relu,
     /// Keep the `k` largest entries of `pre`, then ReLU.
     TopK,
-    /// Zero every entry with `pre <= threshold[f]`.
+    /// `relu(pre)` where `pre > threshold[f]`, else 0.
     JumpRelu,
+    /// sparsify's `groupmax`: the latents split into `k` groups of consecutive latents, each
+    /// keeping its largest entry (then ReLU).
+    GroupMax,
 }
 
 impl fmt::Display for Architecture {
@@ -44,6 +47,7 @@ impl fmt::Display for Architecture {
             Architecture::Relu => "relu",
             Architecture::TopK => "topk",
             Architecture::JumpRelu => "jumprelu",
+            Architecture::GroupMax => "groupmax",
         })
     }
 }
@@ -57,7 +61,7 @@ pub struct DictionaryInfo {
     pub d_in: u32,
     pub d_sae: u32,
     pub architecture: Architecture,
-    /// `k` for TopK dictionaries.
+    /// `k` for TopK dictionaries; the number of groups for GroupMax ones.
     pub k: Option<u32>,
     /// Whether `b_dec` is subtracted from the input before encoding.
     pub apply_b_dec_to_input: bool,
@@ -272,7 +276,8 @@ pub struct DictionaryWeights<'a> {
     pub w_dec: &'a [f32],
     /// `[d_in]`.
     pub b_dec: &'a [f32],
-    /// `k` of a TopK dictionary (1..=d_sae); none for the others.
+    /// `k` of a TopK dictionary (1..=d_sae), the number of groups of a GroupMax one (dividing
+    /// d_sae); none for the others.
     pub k: Option<usize>,
     /// `[d_sae]`, a JumpReLU dictionary's thresholds; none for the others.
     pub threshold: Option<&'a [f32]>,

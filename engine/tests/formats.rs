@@ -267,8 +267,23 @@ fn reference(s: &Sae, x: &[f32], n: usize) -> Vec<Vec<(u32, f32)>> {
                 Architecture::JumpRelu => {
                     let t = s.threshold.as_ref().unwrap();
                     for (f, v) in pre.iter().enumerate() {
-                        if *v > t[f] && *v != 0.0 {
+                        if *v > t[f] && *v > 0.0 {
                             out.push((f as u32, *v));
+                        }
+                    }
+                }
+                Architecture::GroupMax => {
+                    let size = s.d_sae / s.k.unwrap();
+                    for g in 0..s.k.unwrap() {
+                        let group = &pre[g * size..(g + 1) * size];
+                        let mut best = 0;
+                        for (i, v) in group.iter().enumerate() {
+                            if *v > group[best] {
+                                best = i;
+                            }
+                        }
+                        if group[best] > 0.0 {
+                            out.push(((g * size + best) as u32, group[best]));
                         }
                     }
                 }
@@ -312,7 +327,7 @@ fn random_sae(arch: Architecture, d_in: usize, d_sae: usize, apply: bool) -> Sae
         architecture: arch,
         d_in,
         d_sae,
-        k: (arch == Architecture::TopK).then_some(5),
+        k: matches!(arch, Architecture::TopK | Architecture::GroupMax).then_some(5),
         apply_b_dec_to_input: apply,
         hook: None,
         layer: None,
@@ -322,8 +337,9 @@ fn random_sae(arch: Architecture, d_in: usize, d_sae: usize, apply: bool) -> Sae
         b_enc: cvals(d_sae, 12).iter().map(|x| x * 0.3).collect(),
         w_dec: cvals(d_sae * d_in, 13),
         b_dec: cvals(d_in, 14),
+        // Signed: a negative threshold must not let negative values through (ReLU first).
         threshold: (arch == Architecture::JumpRelu)
-            .then(|| cvals(d_sae, 15).iter().map(|x| x.abs() * 0.5).collect()),
+            .then(|| cvals(d_sae, 15).iter().map(|x| x * 0.5).collect()),
     }
 }
 
@@ -655,6 +671,7 @@ fn encode_matches_reference_all_architectures() {
         Architecture::Relu,
         Architecture::TopK,
         Architecture::JumpRelu,
+        Architecture::GroupMax,
     ] {
         for apply in [true, false] {
             let s = random_sae(arch, d_in, d_sae, apply);
@@ -1603,4 +1620,720 @@ fn delphi_rows_across_read_steps() {
         &err_string(read_latents(&p)),
         &["many.safetensors", "NaN", "row 65000"],
     );
+}
+
+// ------------------------------------------------------------------------------------------------
+// files written by the libraries that define the formats (fixtures/real-writers, made by its
+// make.py with SAELens 6.54.12, eai-sparsify 1.3.3 and eai-delphi 0.1.3), with the codes each
+// library's own `encode` gave on fixed random inputs
+
+use saedb_engine::{NoProgress, Store, StoreInfo};
+
+fn real_writers() -> PathBuf {
+    fixtures().join("real-writers")
+}
+
+/// A tensor of a reference file, read with the safetensors crate alone (not saedb's readers).
+fn st_tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    let data = t.data();
+    let v = match t.dtype() {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect(),
+        Dtype::I32 => data
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32)
+            .collect(),
+        Dtype::I64 => data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
+            .collect(),
+        d => panic!("{}: '{name}' has dtype {d:?}", path.display()),
+    };
+    (t.shape().to_vec(), v)
+}
+
+/// The inputs and the library's codes of one case, and what its selection looked at.
+struct LibraryCodes {
+    rows: usize,
+    d_in: usize,
+    d_sae: usize,
+    x: Vec<f32>,
+    doc_pos: Vec<(u32, u32)>,
+    /// `[rows, d_sae]`, dense: the library's `encode`.
+    codes: Vec<f32>,
+    /// `[rows, d_sae]`: the pre-activations the library selects on.
+    scores: Vec<f32>,
+    threshold: Option<Vec<f32>>,
+}
+
+fn library_codes(dir: &Path) -> LibraryCodes {
+    let f = dir.join("reference.safetensors");
+    let (xs, x) = st_tensor(&f, "activations");
+    let (_, dp) = st_tensor(&f, "doc_pos");
+    let (cs, codes) = st_tensor(&f, "codes");
+    let (_, scores) = st_tensor(&f, "scores");
+    let bytes = std::fs::read(&f).unwrap();
+    let has_threshold = safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .names()
+        .contains(&&"threshold".to_string());
+    LibraryCodes {
+        rows: xs[0],
+        d_in: xs[1],
+        d_sae: cs[1],
+        x,
+        doc_pos: dp.chunks(2).map(|p| (p[0] as u32, p[1] as u32)).collect(),
+        codes,
+        scores,
+        threshold: has_threshold.then(|| st_tensor(&f, "threshold").1),
+    }
+}
+
+/// How the library picks a code's features, for telling decided rows from near-ties.
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    Relu,
+    JumpRelu,
+    TopK(usize),
+    GroupMax(usize),
+}
+
+const MARGIN: f32 = 1e-4;
+
+/// Whether every choice of the row's code is made by more than MARGIN: the k-th/(k+1)-th gap
+/// (TopK), the top two of each group (GroupMax), the distance to the threshold and to 0.
+fn decided(rule: Rule, scores: &[f32], threshold: Option<&[f32]>) -> bool {
+    let clear_of_zero = |v: f32| v <= 0.0 || v > MARGIN;
+    match rule {
+        Rule::Relu => scores.iter().all(|v| v.abs() > MARGIN),
+        Rule::JumpRelu => {
+            let t = threshold.unwrap();
+            scores
+                .iter()
+                .zip(t)
+                .all(|(v, t)| (v - t).abs() > MARGIN && v.abs() > MARGIN)
+        }
+        Rule::TopK(k) => {
+            let mut s = scores.to_vec();
+            s.sort_by(|a, b| b.total_cmp(a));
+            (s[k - 1] - s[k] > MARGIN || s[k - 1] <= 0.0)
+                && s[..k].iter().all(|v| clear_of_zero(*v))
+        }
+        Rule::GroupMax(k) => scores.chunks(scores.len() / k).all(|g| {
+            let mut g = g.to_vec();
+            g.sort_by(|a, b| b.total_cmp(a));
+            g[0] <= 0.0 || (g[0] > MARGIN && g[0] - g[1] > MARGIN)
+        }),
+    }
+}
+
+/// One float16 ulp at `x`: the gap from |x| to the next float16.
+fn f16_ulp(x: f32) -> f32 {
+    let h = half::f16::from_f32(x.abs());
+    let next = half::f16::from_bits(h.to_bits() + 1);
+    (next.to_f32() - h.to_f32()).abs()
+}
+
+/// `got[row]` (nonzero (feature, value), any order) against the library's codes: equal feature
+/// sets on every decided row, values within one float16 ulp wherever both have the feature.
+/// Rows left undecided (near-ties) must stay a small minority.
+fn assert_library_codes(case: &str, got: &[Vec<(u32, f32)>], lib: &LibraryCodes, rule: Rule) {
+    assert_eq!(got.len(), lib.rows, "{case}: rows");
+    let mut undecided = 0;
+    let mut nonzeros = 0;
+    for (r, g) in got.iter().enumerate() {
+        let want: BTreeMap<u32, f32> = lib.codes[r * lib.d_sae..(r + 1) * lib.d_sae]
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != 0.0)
+            .map(|(f, v)| (f as u32, *v))
+            .collect();
+        let got: BTreeMap<u32, f32> = g.iter().copied().collect();
+        nonzeros += want.len();
+        let scores = &lib.scores[r * lib.d_sae..(r + 1) * lib.d_sae];
+        if decided(rule, scores, lib.threshold.as_deref()) {
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>(),
+                "{case}: row {r}: features differ from the library's"
+            );
+        } else {
+            undecided += 1;
+        }
+        for (f, w) in &want {
+            if let Some(v) = got.get(f) {
+                assert!(
+                    (v - w).abs() <= f16_ulp(*w),
+                    "{case}: row {r}, feature {f}: {v} vs the library's {w}"
+                );
+            }
+        }
+    }
+    println!(
+        "{case}: {nonzeros} nonzeros, {undecided} of {} rows near-ties",
+        lib.rows
+    );
+    assert!(nonzeros > 0, "{case}: the library's codes are all zero");
+    assert!(
+        undecided * 4 <= lib.rows,
+        "{case}: {undecided} of {} rows are near-ties",
+        lib.rows
+    );
+}
+
+/// The codes of `lib`'s inputs as a store gives them back: the dictionary ingested from `dir`,
+/// the inputs ingested as dense activations, FEATURES AT of every row.
+fn store_codes(dir: &Path, lib: &LibraryCodes) -> Vec<Vec<(u32, f32)>> {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create_or_open(tmp.path().join("s")).unwrap();
+    store.ingest_dictionary("D", dir, &NoProgress).unwrap();
+    store
+        .ingest_activations("D", &dir.join("reference.safetensors"), &NoProgress)
+        .unwrap();
+    lib.doc_pos
+        .iter()
+        .map(|&(doc, pos)| {
+            store
+                .features_at(doc, pos, Some("D"))
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.feature.index, a.value))
+                .collect()
+        })
+        .collect()
+}
+
+/// Every SAE variant the libraries wrote that saedb reads: the loader's architecture, the
+/// encoder's codes and the stored codes against the library's own `encode`.
+#[test]
+fn real_writers_codes_equal_the_libraries_encode() {
+    let cases: &[(&str, Architecture, Rule)] = &[
+        ("saelens/topk", Architecture::TopK, Rule::TopK(4)),
+        ("saelens/topk_rescale", Architecture::TopK, Rule::TopK(4)),
+        (
+            "saelens/topk_training_checkpoint",
+            Architecture::TopK,
+            Rule::TopK(4),
+        ),
+        (
+            "saelens/topk_training_inference",
+            Architecture::TopK,
+            Rule::TopK(4),
+        ),
+        ("saelens/standard", Architecture::Relu, Rule::Relu),
+        ("saelens/standard_bf16", Architecture::Relu, Rule::Relu),
+        ("saelens/jumprelu", Architecture::JumpRelu, Rule::JumpRelu),
+        (
+            "saelens/jumprelu_training_checkpoint",
+            Architecture::JumpRelu,
+            Rule::JumpRelu,
+        ),
+        (
+            "saelens/batchtopk_inference",
+            Architecture::JumpRelu,
+            Rule::JumpRelu,
+        ),
+        ("sparsify/topk", Architecture::TopK, Rule::TopK(4)),
+        (
+            "sparsify/skip_connection",
+            Architecture::TopK,
+            Rule::TopK(4),
+        ),
+        ("sparsify/transcoder", Architecture::TopK, Rule::TopK(4)),
+        (
+            "sparsify/groupmax",
+            Architecture::GroupMax,
+            Rule::GroupMax(8),
+        ),
+        ("sparsify/topk_bf16", Architecture::TopK, Rule::TopK(4)),
+    ];
+    for &(case, arch, rule) in cases {
+        let dir = real_writers().join(case);
+        let lib = library_codes(&dir);
+        let sae = load_sae(&dir).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(sae.architecture, arch, "{case}");
+        assert_eq!((sae.d_in, sae.d_sae), (lib.d_in, lib.d_sae), "{case}");
+        let encoded = Encoder::new(&sae)
+            .unwrap()
+            .encode(&lib.x, lib.rows)
+            .unwrap();
+        assert_library_codes(case, &encoded, &lib, rule);
+        assert_library_codes(
+            &format!("{case} (stored)"),
+            &store_codes(&dir, &lib),
+            &lib,
+            rule,
+        );
+    }
+}
+
+/// The rescaled TopK really differs from plain TopK on these files (else the test above would
+/// not tell them apart): reading it as plain TopK gives other features on most rows.
+#[test]
+fn real_writers_rescaled_topk_is_not_plain_topk() {
+    let dir = real_writers().join("saelens/topk_rescale");
+    let lib = library_codes(&dir);
+    let w = |name: &str| st_tensor(&dir.join("sae_weights.safetensors"), name).1;
+    let plain = Sae {
+        architecture: Architecture::TopK,
+        d_in: lib.d_in,
+        d_sae: lib.d_sae,
+        k: Some(4),
+        apply_b_dec_to_input: true,
+        hook: None,
+        layer: None,
+        model: None,
+        source_format: "saelens",
+        w_enc: w("W_enc"),
+        b_enc: w("b_enc"),
+        w_dec: w("W_dec"),
+        b_dec: w("b_dec"),
+        threshold: None,
+    };
+    let codes = Encoder::new(&plain)
+        .unwrap()
+        .encode(&lib.x, lib.rows)
+        .unwrap();
+    let differing = codes
+        .iter()
+        .enumerate()
+        .filter(|(r, row)| {
+            row.iter()
+                .any(|(f, _)| lib.codes[r * lib.d_sae + *f as usize] == 0.0)
+        })
+        .count();
+    assert!(differing * 2 > lib.rows, "only {differing} rows differ");
+}
+
+/// What a refused ingest must leave alone: everything `info` reports (but the bytes on disk)
+/// and every document.
+fn store_state(store: &Store) -> (StoreInfo, Vec<u32>) {
+    let mut info = store.info().unwrap();
+    info.bytes_on_disk = 0;
+    (info, store.document_ids().unwrap())
+}
+
+/// Variants the libraries write that saedb does not implement are refused, naming why, and the
+/// store is unchanged.
+#[test]
+fn real_writers_unsupported_variants_are_refused() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "saelens/batchtopk_training_checkpoint",
+            &["'batchtopk'", "save_inference_model"],
+        ),
+        ("saelens/gated", &["'gated'", "b_gate"]),
+        ("saelens/abstopk", &["'abstopk'"]),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create_or_open(tmp.path().join("s")).unwrap();
+    store
+        .ingest_dictionary("ok", &real_writers().join("saelens/topk"), &NoProgress)
+        .unwrap();
+    let before = store_state(&store);
+    for (case, parts) in cases {
+        let dir = real_writers().join(case);
+        let msg = err_string(load_sae(&dir));
+        assert_msg(&msg, parts);
+        assert_msg(&msg, &["cfg.json"]);
+        let msg = err_string(store.ingest_dictionary("refused", &dir, &NoProgress));
+        assert_msg(&msg, parts);
+        assert_eq!(store_state(&store), before, "{case}");
+    }
+}
+
+/// Copies a real-writer SAE folder and edits its cfg.json.
+fn edited_copy(
+    case: &str,
+    to: &Path,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    std::fs::create_dir_all(to).unwrap();
+    let from = real_writers().join(case);
+    for e in std::fs::read_dir(&from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+    let cfg_path = to.join("cfg.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    edit(cfg.as_object_mut().unwrap());
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+}
+
+/// Every cfg.json setting that could change the codes is either implemented or refused with
+/// its name and value; settings known to be harmless are accepted.
+#[test]
+fn real_writers_settings_are_read_or_refused() {
+    use serde_json::json;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    let mut refused = |case: &str, key: &str, value: serde_json::Value, parts: &[&str]| {
+        n += 1;
+        let d = tmp.path().join(format!("c{n}"));
+        edited_copy(case, &d, |m| {
+            m.insert(key.to_string(), value);
+        });
+        assert_msg(&err_string(load_sae(&d)), parts);
+    };
+    refused(
+        "saelens/topk",
+        "use_magic",
+        json!(3),
+        &["unknown SAELens setting 'use_magic' = 3"],
+    );
+    refused(
+        "saelens/topk",
+        "normalize_activations",
+        json!("layer_norm"),
+        &["normalize_activations 'layer_norm'"],
+    );
+    refused(
+        "saelens/topk",
+        "normalize_activations",
+        json!(true),
+        &["normalize_activations true"],
+    );
+    refused(
+        "saelens/topk",
+        "reshape_activations",
+        json!("heads"),
+        &["reshape_activations = \"heads\""],
+    );
+    refused(
+        "saelens/standard",
+        "finetuning_scaling_factor",
+        json!(true),
+        &["finetuning_scaling_factor = true"],
+    );
+    refused(
+        "saelens/standard",
+        "activation_fn_kwargs",
+        json!({"k": 3, "alpha": 2}),
+        &["'activation_fn_kwargs.alpha' = 2"],
+    );
+    refused(
+        "sparsify/topk",
+        "activation",
+        json!("signed"),
+        &["activation = \"signed\""],
+    );
+    refused(
+        "sparsify/topk",
+        "bias_free",
+        json!(false),
+        &["unknown sparsify setting 'bias_free' = false"],
+    );
+    refused("sparsify/groupmax", "k", json!(7), &["groupmax with k = 7"]);
+    // Harmless settings and hook_z are read as they are.
+    let d = tmp.path().join("harmless");
+    edited_copy("saelens/topk", &d, |m| {
+        m.insert("reshape_activations".into(), json!("hook_z"));
+        m.insert("lr".into(), json!(0.001));
+        m.insert("wandb_project".into(), json!("x"));
+    });
+    assert_eq!(
+        load_sae(&d).unwrap(),
+        load_sae(&real_writers().join("saelens/topk")).unwrap()
+    );
+}
+
+/// The documents the delphi cache was computed on (fixtures/real-writers/delphi/tokens.jsonl),
+/// as token ids per sequence, read with serde_json alone.
+fn delphi_token_rows() -> Vec<Vec<u32>> {
+    std::fs::read_to_string(real_writers().join("delphi/tokens.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["token_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect()
+}
+
+/// A store holding the cache's documents and the SAE that made it.
+fn delphi_store(tmp: &Path) -> Store {
+    let store = Store::create_or_open(tmp.join("s")).unwrap();
+    store
+        .ingest_tokens(&real_writers().join("delphi/tokens.jsonl"), &NoProgress)
+        .unwrap();
+    store
+        .ingest_dictionary("L0", &real_writers().join("saelens/topk"), &NoProgress)
+        .unwrap();
+    store
+}
+
+fn all_codes(store: &Store, dict: &str, rows: &[Vec<u32>]) -> Vec<Vec<(u32, f32)>> {
+    let mut out = Vec::new();
+    for (doc, row) in rows.iter().enumerate() {
+        for pos in 0..row.len() {
+            let mut code: Vec<(u32, f32)> = store
+                .features_at(doc as u32, pos as u32, Some(dict))
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.feature.index, a.value))
+                .collect();
+            code.sort_by_key(|c| c.0);
+            out.push(code);
+        }
+    }
+    out
+}
+
+/// delphi's own LatentCache splits (uint16 locations, float16 values) and single file (int64,
+/// float32) store exactly what saedb's encoding of the same residual stream stores.
+#[test]
+fn real_writers_delphi_cache_equals_encoding_the_same_activations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = delphi_store(tmp.path());
+    let rw = real_writers().join("delphi");
+    store
+        .ingest_dictionary("L0s", &real_writers().join("saelens/topk"), &NoProgress)
+        .unwrap();
+    store
+        .ingest_dictionary("L0d", &real_writers().join("saelens/topk"), &NoProgress)
+        .unwrap();
+    store
+        .ingest_latents("L0", &rw.join("splits/model.layers.0"), &NoProgress)
+        .unwrap();
+    store
+        .ingest_latents(
+            "L0s",
+            &rw.join("single/model.layers.0.safetensors"),
+            &NoProgress,
+        )
+        .unwrap();
+    store
+        .ingest_activations("L0d", &rw.join("resid.safetensors"), &NoProgress)
+        .unwrap();
+    let rows = delphi_token_rows();
+    let splits = all_codes(&store, "L0", &rows);
+    assert_eq!(
+        splits,
+        all_codes(&store, "L0s", &rows),
+        "splits vs single file"
+    );
+    let dense = all_codes(&store, "L0d", &rows);
+    assert!(splits.iter().map(Vec::len).sum::<usize>() >= rows.len() * 16 * 3);
+    for (i, (a, b)) in splits.iter().zip(&dense).enumerate() {
+        let fa: Vec<u32> = a.iter().map(|c| c.0).collect();
+        let fb: Vec<u32> = b.iter().map(|c| c.0).collect();
+        assert_eq!(fa, fb, "token {i}: features");
+        for ((_, x), (_, y)) in a.iter().zip(b) {
+            assert!((x - y).abs() <= f16_ulp(*y), "token {i}: {x} vs {y}");
+        }
+    }
+}
+
+/// A cache whose `tokens` are not the stored documents' is refused, naming the sequence, the
+/// position and both ids, and nothing is written; the right cache then ingests.
+#[test]
+fn real_writers_delphi_cache_of_other_tokens_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = delphi_store(tmp.path());
+    let rw = real_writers().join("delphi");
+    let rows = delphi_token_rows();
+    let before = store_state(&store);
+    // every id shifted by one: the first position of the first sequence already differs
+    let msg =
+        err_string(store.ingest_latents("L0", &rw.join("shifted/model.layers.0"), &NoProgress));
+    let (doc_id, cache_id) = (rows[0][0], (rows[0][0] + 1) % 48);
+    assert_msg(
+        &msg,
+        &[
+            "sequence 0, position 0",
+            &format!("the cache holds token id {cache_id}, document 0 holds {doc_id}"),
+            "nothing",
+        ],
+    );
+    assert_eq!(store_state(&store), before);
+    // sequence 3 holds sequence 5's tokens
+    let pos = (0..rows[3].len())
+        .find(|&p| rows[3][p] != rows[5][p])
+        .unwrap();
+    let msg =
+        err_string(store.ingest_latents("L0", &rw.join("swapped/model.layers.0"), &NoProgress));
+    assert_msg(
+        &msg,
+        &[
+            &format!("sequence 3, position {pos}"),
+            &format!(
+                "the cache holds token id {}, document 3 holds {}",
+                rows[5][pos], rows[3][pos]
+            ),
+        ],
+    );
+    assert_eq!(store_state(&store), before);
+    assert!(store
+        .activations_of(&saedb_engine::FeatureRef::new("L0", 0))
+        .unwrap()
+        .is_empty());
+    store
+        .ingest_latents("L0", &rw.join("splits/model.layers.0"), &NoProgress)
+        .unwrap();
+}
+
+/// delphi pads a row past its document's end: those positions are not compared. A document
+/// stored without token ids cannot be checked, and the cache is refused.
+#[test]
+fn delphi_tokens_padding_and_unverifiable_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // two documents of 3 and 2 tokens; the cache pads both rows to 4 with id 0
+    std::fs::write(
+        d.join("docs.jsonl"),
+        "{\"doc\":0,\"tokens\":[\"a\",\"b\",\"c\"],\"token_ids\":[5,6,7]}\n{\"doc\":1,\"tokens\":[\"d\",\"e\"],\"token_ids\":[8,9]}\n",
+    )
+    .unwrap();
+    let cache = |name: &str, tokens: &[i32]| {
+        let p = d.join(name);
+        write_st(
+            &p,
+            &[
+                ("locations", &i32s(&[3, 3], &[0, 2, 1, 1, 1, 0, 0, 0, 3])),
+                ("activations", &f32s(&[3], &[1.0, 2.0, 3.0])),
+                ("tokens", &i32s(&[2, 4], tokens)),
+            ],
+        );
+        p
+    };
+    let padded = cache("padded.safetensors", &[5, 6, 7, 0, 8, 9, 0, 0]);
+    let wrong = cache("wrong.safetensors", &[5, 6, 7, 0, 8, 4, 0, 0]);
+    let store = Store::create_or_open(d.join("s")).unwrap();
+    store
+        .ingest_tokens(&d.join("docs.jsonl"), &NoProgress)
+        .unwrap();
+    store
+        .ingest_dictionary("L2", &fixtures().join("minilm-mini/sae_L2"), &NoProgress)
+        .unwrap();
+    assert_msg(
+        &err_string(store.ingest_latents("L2", &wrong, &NoProgress)),
+        &[
+            "sequence 1, position 1",
+            "token id 4, document 1 holds 9 (\"e\")",
+        ],
+    );
+    store.ingest_latents("L2", &padded, &NoProgress).unwrap();
+    // documents without ids
+    let store = Store::create_or_open(d.join("s2")).unwrap();
+    std::fs::write(
+        d.join("noids.jsonl"),
+        "{\"doc\":0,\"tokens\":[\"a\",\"b\",\"c\"]}\n{\"doc\":1,\"tokens\":[\"d\",\"e\"]}\n",
+    )
+    .unwrap();
+    store
+        .ingest_tokens(&d.join("noids.jsonl"), &NoProgress)
+        .unwrap();
+    store
+        .ingest_dictionary("L2", &fixtures().join("minilm-mini/sae_L2"), &NoProgress)
+        .unwrap();
+    let before = store_state(&store);
+    assert_msg(
+        &err_string(store.ingest_latents("L2", &padded, &NoProgress)),
+        &["cannot be checked against document 0", "without token_ids"],
+    );
+    assert_eq!(store_state(&store), before);
+}
+
+/// A store without documents takes them from a delphi cache's tokens: one per sequence, named
+/// by a tokenizer.json (with text) or a vocab.txt (without), committed with the activations.
+#[test]
+fn real_writers_delphi_documents_from_the_cache() {
+    let rw = real_writers().join("delphi");
+    let splits = rw.join("splits/model.layers.0");
+    let jsonl: Vec<serde_json::Value> = std::fs::read_to_string(rw.join("tokens.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = delphi_store(&tmp.path().join("ref"));
+    reference
+        .ingest_latents("L0", &splits, &NoProgress)
+        .unwrap();
+    let rows = delphi_token_rows();
+    for (i, vocab) in ["tokenizer.json", "vocab.txt"].iter().enumerate() {
+        let store = Store::create_or_open(tmp.path().join(format!("s{i}"))).unwrap();
+        store
+            .ingest_dictionary("L0", &real_writers().join("saelens/topk"), &NoProgress)
+            .unwrap();
+        store
+            .ingest_latents_with_documents("L0", &splits, &rw.join(vocab), &NoProgress)
+            .unwrap();
+        assert_eq!(store.document_ids().unwrap(), (0..8).collect::<Vec<u32>>());
+        for (s, want) in jsonl.iter().enumerate() {
+            let d = store.document(s as u32).unwrap();
+            let tokens: Vec<String> = want["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(d.tokens, tokens, "{vocab}: document {s}");
+            assert_eq!(d.token_ids, rows[s], "{vocab}: document {s}");
+            // the tokenizer (no decoder: tokens joined by spaces) gives the text; a list cannot
+            assert_eq!(d.text, (i == 0).then(|| tokens.join(" ")), "{vocab}");
+        }
+        assert_eq!(
+            all_codes(&store, "L0", &rows),
+            all_codes(&reference, "L0", &rows)
+        );
+        // now the store has documents: they are not taken twice
+        store
+            .ingest_dictionary("L0b", &real_writers().join("saelens/topk"), &NoProgress)
+            .unwrap();
+        assert_msg(
+            &err_string(store.ingest_latents_with_documents(
+                "L0b",
+                &splits,
+                &rw.join(vocab),
+                &NoProgress,
+            )),
+            &["only into a store without documents", "holds 8"],
+        );
+    }
+    // a vocabulary too small for the cache's ids, and a cache without tokens: nothing written
+    let short = tmp.path().join("short.txt");
+    std::fs::write(&short, "a\nb\nc\n").unwrap();
+    let store = Store::create_or_open(tmp.path().join("bad")).unwrap();
+    store
+        .ingest_dictionary("L0", &real_writers().join("saelens/topk"), &NoProgress)
+        .unwrap();
+    let before = store_state(&store);
+    let first = (0..16).find(|&p| rows[0][p] >= 3).unwrap();
+    assert_msg(
+        &err_string(store.ingest_latents_with_documents("L0", &splits, &short, &NoProgress)),
+        &[
+            &format!(
+                "sequence 0, position {first}: token id {} is not in this vocabulary of 3 tokens",
+                rows[0][first]
+            ),
+            "short.txt",
+        ],
+    );
+    store
+        .ingest_dictionary("L2", &fixtures().join("minilm-mini/sae_L2"), &NoProgress)
+        .unwrap();
+    let before_l2 = store_state(&store);
+    assert_ne!(before, before_l2);
+    assert_msg(
+        &err_string(store.ingest_latents_with_documents(
+            "L2",
+            &fixtures().join("minilm-mini/latents_L2.safetensors"),
+            &short,
+            &NoProgress,
+        )),
+        &["no 'tokens' matrix"],
+    );
+    assert_eq!(store_state(&store), before_l2);
 }

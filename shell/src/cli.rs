@@ -236,10 +236,21 @@ Example:
     /// Pre-encoded sparse codes (EleutherAI delphi style) of a dictionary.
     #[command(after_long_help = "\
 FILE is a delphi cache folder of <start>_<end>.safetensors splits, or one such file, holding
-locations [n,3] = (sequence, position, latent - start) and activations [n].
+locations [n,3] = (sequence, position, latent - start), activations [n] and optionally
+tokens [n_seq, ctx]. Sequence = document id.
 
-Example:
-  saedb ingest latents my.saedb --dictionary L2 fixtures/minilm-mini/latents_L2.safetensors")]
+When the cache holds tokens and the store holds documents, every sequence with activations must
+hold its document's token ids (positions past a document's end are padding and not compared);
+a cache computed on other text is refused and nothing is written.
+
+A store without documents can take them from the cache: --documents-from-cache makes one
+document per sequence, naming its tokens with --vocab (a Hugging Face tokenizer.json, which also
+gives each document's text, or a vocab.txt).
+
+Examples:
+  saedb ingest latents my.saedb --dictionary L2 fixtures/minilm-mini/latents_L2.safetensors
+  saedb ingest latents new.saedb --dictionary L0 latents/model.layers.0 \\
+      --documents-from-cache --vocab tokenizer.json")]
     Latents {
         /// The store directory (created if absent).
         store: PathBuf,
@@ -248,6 +259,13 @@ Example:
         dictionary: String,
         /// A .safetensors file or a folder of splits.
         file: PathBuf,
+        /// Take the documents from the cache's tokens matrix (only into a store without
+        /// documents).
+        #[arg(long, requires = "vocab")]
+        documents_from_cache: bool,
+        /// The vocabulary naming the cache's token ids: tokenizer.json or vocab.txt.
+        #[arg(long, requires = "documents_from_cache")]
+        vocab: Option<PathBuf>,
     },
 
     /// Dense activations, encoded into sparse codes with the dictionary at ingest.
@@ -381,6 +399,18 @@ mod tests {
             vec![
                 "saedb",
                 "ingest",
+                "latents",
+                "s",
+                "--dictionary",
+                "L0",
+                "f",
+                "--documents-from-cache",
+                "--vocab",
+                "tokenizer.json",
+            ],
+            vec![
+                "saedb",
+                "ingest",
                 "activations",
                 "s",
                 "--dictionary",
@@ -419,5 +449,23 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["saedb", "query", "s", "x", "--format", "xml"]).is_err());
         assert!(Cli::try_parse_from(["saedb", "ingest", "latents", "s", "f"]).is_err());
+        // --documents-from-cache needs a vocabulary to name the tokens, and the reverse
+        for args in [
+            &[
+                "saedb",
+                "ingest",
+                "latents",
+                "s",
+                "-d",
+                "L0",
+                "f",
+                "--documents-from-cache",
+            ][..],
+            &[
+                "saedb", "ingest", "latents", "s", "-d", "L0", "f", "--vocab", "v.txt",
+            ][..],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 }

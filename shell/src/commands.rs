@@ -89,7 +89,14 @@ fn run_ingest(ingest: Ingest) -> Result<()> {
     let (store_path, input) = match &ingest {
         Ingest::Dictionary { store, path, .. } => (store, path),
         Ingest::Tokens { store, file } => (store, file),
-        Ingest::Latents { store, file, .. } => (store, file),
+        Ingest::Latents {
+            store, file, vocab, ..
+        } => {
+            if let Some(v) = vocab {
+                must_exist(v)?;
+            }
+            (store, file)
+        }
         Ingest::Activations { store, file, .. } => (store, file),
         Ingest::Vocab {
             store, file, vocab, ..
@@ -121,6 +128,12 @@ fn run_ingest(ingest: Ingest) -> Result<()> {
             store.ingest_dictionary_with(name, path, index, &bars)
         }
         Ingest::Tokens { file, .. } => store.ingest_tokens(file, &bars),
+        Ingest::Latents {
+            dictionary,
+            file,
+            vocab: Some(vocab),
+            ..
+        } => store.ingest_latents_with_documents(dictionary, file, vocab, &bars),
         Ingest::Latents {
             dictionary, file, ..
         } => store.ingest_latents(dictionary, file, &bars),

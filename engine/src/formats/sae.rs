@@ -2,6 +2,9 @@
 //! folders, Gemma Scope `params.npz` and Gemma Scope 2 safetensors. Everything is converted to one
 //! in-memory form ([`Sae`]) with `W_enc [d_in, d_sae]` and `W_dec [d_sae, d_in]`, f32, row-major.
 
+use super::cfg_keys::{
+    refuse_unknown, short, SAELENS_HARMLESS, SAELENS_READ, SPARSIFY_HARMLESS, SPARSIFY_READ,
+};
 use super::npy::Npz;
 use super::raw::{at_row, first_non_finite, shape_str};
 use super::st::StFile;
@@ -16,7 +19,7 @@ pub struct Sae {
     pub architecture: Architecture,
     pub d_in: usize,
     pub d_sae: usize,
-    /// `k` of TopK dictionaries.
+    /// `k` of TopK dictionaries; the number of groups of GroupMax ones.
     pub k: Option<usize>,
     /// Whether `b_dec` is subtracted from the input before encoding.
     pub apply_b_dec_to_input: bool,
@@ -423,54 +426,22 @@ fn check_k(cfg: &Path, k: Option<usize>, d_sae: usize) -> Result<usize> {
 fn load_saelens(weights: &Path) -> Result<Sae> {
     let (cfg_path, cfg) = cfg_next_to(weights)?;
     let cp = cfg_path.as_path();
+    // The architecture first: a refused one names its reason, not its training settings.
+    let architecture = saelens_architecture(cp, &cfg)?;
+    refuse_unknown(cp, &cfg, "SAELens", SAELENS_READ, SAELENS_HARMLESS)?;
     let meta = cfg.get("metadata").and_then(|m| m.as_object());
     let meta_str = |k: &str| {
         meta.and_then(|m| get_str(m, k))
             .or_else(|| get_str(&cfg, k))
     };
-    let arch_name = get_str(&cfg, "architecture").unwrap_or_else(|| "standard".into());
-    let act_fn = get_str(&cfg, "activation_fn").or_else(|| get_str(&cfg, "activation_fn_str"));
-    let kwargs_k = match cfg.get("activation_fn_kwargs").and_then(|v| v.as_object()) {
-        Some(kw) => get_usize(cp, kw, "k")?,
-        None => None,
-    };
     let k = match get_usize(cp, &cfg, "k")? {
         Some(k) => Some(k),
-        None => kwargs_k,
+        None => saelens_kwargs_k(cp, &cfg)?,
     };
-    let architecture = match arch_name.as_str() {
-        "standard" | "relu" => match act_fn.as_deref() {
-            None | Some("relu") => Architecture::Relu,
-            Some("topk") => Architecture::TopK,
-            Some(other) => {
-                return Err(Error::bad_input(
-                    cp,
-                    format!("unsupported activation function '{other}' (relu and topk are supported)"),
-                ))
-            }
-        },
-        "topk" => Architecture::TopK,
-        "jumprelu" => Architecture::JumpRelu,
-        other => {
-            return Err(Error::bad_input(
-                cp,
-                format!(
-                    "unsupported SAE architecture '{other}' (standard/relu, topk and jumprelu are supported)"
-                ),
-            ))
-        }
-    };
-    if let Some(norm) = get_str(&cfg, "normalize_activations") {
-        if norm != "none" {
-            return Err(Error::bad_input(
-                cp,
-                format!(
-                    "normalize_activations '{norm}' is not supported: saedb encodes raw activations, \
-                     which would give wrong codes for this SAE"
-                ),
-            ));
-        }
-    }
+    check_saelens_input_settings(cp, &cfg)?;
+    // Only SAELens's TopK config has this field; the other architectures' configs drop it.
+    let rescale = architecture == Architecture::TopK
+        && get_bool(cp, &cfg, "rescale_acts_by_decoder_norm")?.unwrap_or(false);
     let apply_b_dec_to_input = get_bool(cp, &cfg, "apply_b_dec_to_input")?.unwrap_or(true);
     let st = StFile::open(weights)?;
     let threshold = if architecture == Architecture::JumpRelu {
@@ -485,7 +456,9 @@ fn load_saelens(weights: &Path) -> Result<Sae> {
     } else {
         None
     };
+    let has_scaling_factor = st.get("scaling_factor").is_some();
     let mut src = Src::St(st);
+    refuse_finetuning_scale(weights, cp, &cfg, has_scaling_factor, &mut src)?;
     let mut w = read_weights(
         weights,
         &mut src,
@@ -509,7 +482,10 @@ fn load_saelens(weights: &Path) -> Result<Sae> {
     } else {
         None
     };
-    let hook = meta_str("hook_name");
+    if rescale {
+        fold_decoder_norms(&mut w);
+    }
+    let hook = meta_str("hook_name").or_else(|| get_str(&cfg, "hook_point"));
     let layer = match get_usize(cp, &cfg, "hook_layer")? {
         Some(l) => u32::try_from(l).ok(),
         None => match meta
@@ -539,9 +515,190 @@ fn load_saelens(weights: &Path) -> Result<Sae> {
     })
 }
 
+/// The architecture a SAELens `cfg.json` names (with the flat layout's activation function),
+/// or why it is refused.
+fn saelens_architecture(cp: &Path, cfg: &serde_json::Map<String, Value>) -> Result<Architecture> {
+    let arch_name = get_str(cfg, "architecture").unwrap_or_else(|| "standard".into());
+    let act_fn = get_str(cfg, "activation_fn").or_else(|| get_str(cfg, "activation_fn_str"));
+    let refused = |why: &str| {
+        Err(Error::bad_input(
+            cp,
+            format!("unsupported SAE architecture '{arch_name}': {why}"),
+        ))
+    };
+    match arch_name.as_str() {
+        "standard" | "relu" => match act_fn.as_deref() {
+            None | Some("relu") => Ok(Architecture::Relu),
+            Some("topk") => Ok(Architecture::TopK),
+            Some(other) => Err(Error::bad_input(
+                cp,
+                format!("unsupported activation function '{other}' (relu and topk are supported)"),
+            )),
+        },
+        "topk" => Ok(Architecture::TopK),
+        "jumprelu" => Ok(Architecture::JumpRelu),
+        "batchtopk" | "matryoshka_batchtopk" => refused(
+            "this is a BatchTopK training checkpoint, whose codes depend on the whole batch; \
+             save it with SAELens's save_inference_model (a JumpReLU SAE with the learned \
+             threshold) and ingest that",
+        ),
+        "gated" => refused("gated SAEs gate with b_gate and scale with r_mag/b_mag, which saedb does not implement"),
+        "abstopk" => refused("AbsTopK keeps the k largest absolute values, signed, which saedb does not implement"),
+        "transcoder" | "skip_transcoder" | "jumprelu_transcoder" | "jumprelu_skip_transcoder" => {
+            refused("transcoders read one hook and write another; saedb stores SAEs that reconstruct their input")
+        }
+        "temporal" | "matching_pursuit" => {
+            refused("its codes are computed iteratively or across positions, which saedb does not implement")
+        }
+        _ => refused("supported are standard/relu, topk and jumprelu"),
+    }
+}
+
+/// `k` from the flat layout's `activation_fn_kwargs`; any other keyword is refused.
+fn saelens_kwargs_k(cp: &Path, cfg: &serde_json::Map<String, Value>) -> Result<Option<usize>> {
+    let Some(v) = cfg.get("activation_fn_kwargs") else {
+        return Ok(None);
+    };
+    let Some(kw) = v.as_object() else {
+        if v.is_null() {
+            return Ok(None);
+        }
+        return Err(Error::bad_input(
+            cp,
+            format!(
+                "setting 'activation_fn_kwargs' = {} must be an object",
+                short(v)
+            ),
+        ));
+    };
+    if let Some((key, value)) = kw.iter().find(|(key, _)| key.as_str() != "k") {
+        return Err(Error::bad_input(
+            cp,
+            format!(
+                "unknown SAELens setting 'activation_fn_kwargs.{key}' = {}: only 'k' is read, and \
+                 saedb refuses settings that might change the codes",
+                short(value)
+            ),
+        ));
+    }
+    get_usize(cp, kw, "k")
+}
+
+/// The settings that transform the input before encoding: only the identity is implemented.
+fn check_saelens_input_settings(cp: &Path, cfg: &serde_json::Map<String, Value>) -> Result<()> {
+    match cfg.get("normalize_activations") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::String(s)) if s == "none" => {}
+        Some(v) => {
+            return Err(Error::bad_input(
+                cp,
+                format!(
+                    "normalize_activations {} is not supported: saedb encodes raw activations, \
+                     which would give wrong codes for this SAE",
+                    match v {
+                        Value::String(s) => format!("'{s}'"),
+                        Value::Bool(true) => "true (expected_average_only_in)".into(),
+                        other => short(other),
+                    }
+                ),
+            ))
+        }
+    }
+    match cfg.get("reshape_activations") {
+        // hook_z only flattens (n_heads, d_head) into d_in, as a row-major input row already is.
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "none" || s == "hook_z" => {}
+        Some(v) => {
+            return Err(Error::bad_input(
+                cp,
+                format!(
+                    "reshape_activations = {} is not supported (none and hook_z are)",
+                    short(v)
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// SAELens before 6 could scale codes by a fine-tuned `scaling_factor`; 6.54.12 refuses such
+/// files, and so does saedb. A `scaling_factor` of all ones is dropped, as SAELens does.
+fn refuse_finetuning_scale(
+    weights: &Path,
+    cp: &Path,
+    cfg: &serde_json::Map<String, Value>,
+    has_scaling_factor: bool,
+    src: &mut Src,
+) -> Result<()> {
+    if get_bool(cp, cfg, "finetuning_scaling_factor")? == Some(true) {
+        return Err(Error::bad_input(
+            cp,
+            "finetuning_scaling_factor = true is not supported: the codes of such an SAE are \
+             scaled by a fine-tuned factor, which saedb does not implement",
+        ));
+    }
+    if has_scaling_factor {
+        let (_, v) = src.read("scaling_factor")?;
+        if let Some(x) = v.iter().find(|x| **x != 1.0) {
+            return Err(Error::bad_input(
+                weights,
+                format!(
+                    "tensor 'scaling_factor' holds {x}: a fine-tuning scaling factor other than 1 \
+                     is not supported"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// SAELens TopK with `rescale_acts_by_decoder_norm`: `encode` multiplies the pre-activations by
+/// each decoder row's norm before the top-k. Folded into the weights exactly as SAELens's own
+/// `save_inference_model` folds them: `W_enc` columns and `b_enc` times ‖W_dec[f]‖, `W_dec`
+/// rows divided by it, so that the stored dictionary encodes to SAELens's codes and decodes
+/// them to its reconstruction. A zero decoder row makes `pre · 0 = 0`: its encoder column and
+/// bias become 0.
+fn fold_decoder_norms(w: &mut Weights) {
+    let (d_in, d_sae) = (w.d_in, w.d_sae);
+    let norms: Vec<f32> = w
+        .w_dec
+        .chunks_exact(d_in)
+        .map(|row| {
+            row.iter()
+                .map(|x| f64::from(*x).powi(2))
+                .sum::<f64>()
+                .sqrt() as f32
+        })
+        .collect();
+    for row in w.w_enc.chunks_exact_mut(d_sae) {
+        row.iter_mut().zip(&norms).for_each(|(x, n)| *x *= n);
+    }
+    w.b_enc.iter_mut().zip(&norms).for_each(|(x, n)| *x *= n);
+    for (row, n) in w.w_dec.chunks_exact_mut(d_in).zip(&norms) {
+        if *n > 0.0 {
+            row.iter_mut().for_each(|x| *x /= n);
+        }
+    }
+}
+
 fn load_sparsify(weights: &Path) -> Result<Sae> {
     let (cfg_path, cfg) = cfg_next_to(weights)?;
     let cp = cfg_path.as_path();
+    refuse_unknown(cp, &cfg, "sparsify", SPARSIFY_READ, SPARSIFY_HARMLESS)?;
+    let architecture = match cfg.get("activation") {
+        None | Some(Value::Null) => Architecture::TopK,
+        Some(Value::String(s)) if s == "topk" => Architecture::TopK,
+        Some(Value::String(s)) if s == "groupmax" => Architecture::GroupMax,
+        Some(v) => {
+            return Err(Error::bad_input(
+                cp,
+                format!(
+                    "sparsify activation = {} is not supported (topk and groupmax are)",
+                    short(v)
+                ),
+            ))
+        }
+    };
     let transcode = get_bool(cp, &cfg, "transcode")?.unwrap_or(false);
     let mut src = Src::St(StFile::open(weights)?);
     let w = read_weights(
@@ -577,13 +734,22 @@ fn load_sparsify(weights: &Path) -> Result<Sae> {
         }
     }
     let k = check_k(cp, get_usize(cp, &cfg, "k")?, w.d_sae)?;
+    if architecture == Architecture::GroupMax && w.d_sae % k != 0 {
+        return Err(Error::bad_input(
+            cp,
+            format!(
+                "groupmax with k = {k} groups needs the {} latents to split evenly into groups (sparsify refuses this too)",
+                w.d_sae
+            ),
+        ));
+    }
     let hook = weights
         .parent()
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned());
     let layer = hook.as_deref().and_then(layer_from_hook);
     Ok(Sae {
-        architecture: Architecture::TopK,
+        architecture,
         d_in: w.d_in,
         d_sae: w.d_sae,
         k: Some(k),

@@ -107,7 +107,7 @@ pub fn read_vocab(matrix_path: &Path, tensor: &str, vocab_path: &Path) -> Result
 }
 
 /// The vocabulary by id; `None` for ids that a tokenizer.json leaves unassigned.
-fn read_vocabulary(path: &Path) -> Result<Vec<Option<String>>> {
+pub(crate) fn read_vocabulary(path: &Path) -> Result<Vec<Option<String>>> {
     let len = std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?
         .len();

@@ -824,3 +824,66 @@ fn defer_index_builds_the_index_on_first_neighbours() {
     let check = ok(&["check", s(&store)]);
     assert!(!check.contains("no HNSW index file yet"), "{check}");
 }
+
+/// A user with only a delphi cache starts a store from it (`--documents-from-cache`); a cache
+/// computed on other tokens is then refused in one line naming where they differ, changing
+/// nothing.
+#[test]
+fn documents_from_a_delphi_cache_then_a_cache_of_other_text_is_refused() {
+    let rw = fixtures().join("../real-writers");
+    let p = |rel: &str| rw.join(rel).to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.saedb");
+    for name in ["L0", "L0b"] {
+        ok(&[
+            "ingest",
+            "dictionary",
+            s(&store),
+            "--name",
+            name,
+            &p("saelens/topk"),
+        ]);
+    }
+    let out = ok(&[
+        "ingest",
+        "latents",
+        s(&store),
+        "-d",
+        "L0",
+        &p("delphi/splits/model.layers.0"),
+        "--documents-from-cache",
+        "--vocab",
+        &p("delphi/tokenizer.json"),
+    ]);
+    assert!(out.contains("ingested"), "{out}");
+    let info = info_json(&store);
+    assert_eq!(
+        (info["documents"].as_u64(), info["tokens"].as_u64()),
+        (Some(8), Some(128))
+    );
+    let before = info_content(&store);
+    let err = fails(&[
+        "ingest",
+        "latents",
+        s(&store),
+        "-d",
+        "L0b",
+        &p("delphi/shifted/model.layers.0"),
+    ]);
+    assert!(err.contains("sequence 0, position 0"), "{err}");
+    assert!(err.contains("shifted/model.layers.0"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = fails(&[
+        "ingest",
+        "latents",
+        s(&store),
+        "-d",
+        "L0b",
+        &p("delphi/splits/model.layers.0"),
+        "--documents-from-cache",
+        "--vocab",
+        &p("delphi/vocab.txt"),
+    ]);
+    assert!(err.contains("without documents"), "{err}");
+    assert_eq!(info_content(&store), before);
+}
