@@ -2337,3 +2337,80 @@ fn real_writers_delphi_documents_from_the_cache() {
     );
     assert_eq!(store_state(&store), before_l2);
 }
+
+/// Documents from a cache named by a real byte-level BPE tokenizer.json (SmolLM2's, whose
+/// pre-tokenizer needs the pure-Rust regex backend): every token string equals the one the
+/// shared data's tokens.jsonl holds (decoded alone, as the model's text).
+#[test]
+fn documents_from_a_cache_with_smollm2_tokenizer_shared_data() {
+    let dir = shared_data().join("smollm2-135m");
+    let (jsonl, tok, sae) = (
+        dir.join("tokens.jsonl"),
+        dir.join("tokenizer.json"),
+        dir.join("sae_L9"),
+    );
+    if !jsonl.is_file() || !tok.is_file() || !sae.is_dir() {
+        println!("skipping: {} not present", dir.display());
+        return;
+    }
+    let docs: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<Vec<i32>> = docs
+        .iter()
+        .map(|d| {
+            d["token_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap() as i32)
+                .collect()
+        })
+        .collect();
+    let ctx = ids.iter().map(Vec::len).max().unwrap();
+    // delphi's layout: one row per sequence, padded past its end (here with id 0)
+    let matrix: Vec<i32> = ids
+        .iter()
+        .flat_map(|r| r.iter().copied().chain(std::iter::repeat(0)).take(ctx))
+        .collect();
+    let n = ids.len();
+    let loc: Vec<i32> = (0..n as i32).flat_map(|s| [s, 0, 7]).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache.safetensors");
+    write_st(
+        &cache,
+        &[
+            ("locations", &i32s(&[n, 3], &loc)),
+            ("activations", &f32s(&[n], &vec![1.5; n])),
+            ("tokens", &i32s(&[n, ctx], &matrix)),
+        ],
+    );
+    let store = Store::create_or_open(tmp.path().join("s")).unwrap();
+    store
+        .ingest_dictionary_with(
+            "L9",
+            &sae,
+            saedb_engine::IndexBuild::OnFirstUse,
+            &NoProgress,
+        )
+        .unwrap();
+    store
+        .ingest_latents_with_documents("L9", &cache, &tok, &NoProgress)
+        .unwrap();
+    let mut compared = 0;
+    for (s, d) in docs.iter().enumerate() {
+        let stored = store.document(s as u32).unwrap();
+        let want: Vec<&str> = d["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert_eq!(stored.tokens.len(), ctx);
+        assert_eq!(&stored.tokens[..want.len()], &want[..], "document {s}");
+        compared += want.len();
+    }
+    assert_eq!(compared, 16_186);
+}
