@@ -18,6 +18,17 @@ pub enum Error {
     #[error("{}: {message}", path.display())]
     BadInput { path: PathBuf, message: String },
 
+    /// A delphi cache names the tokens it was computed on, but the store holds no documents to
+    /// compare them with: its activations could later be attached to other text. Nothing was
+    /// written.
+    #[error(
+        "{}: the store holds no documents to check this cache's tokens against; ingest the \
+         documents it was computed on first (they are then compared), or take the documents \
+         from the cache's tokens",
+        path.display()
+    )]
+    UncheckedCacheTokens { path: PathBuf },
+
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

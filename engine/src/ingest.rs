@@ -294,9 +294,10 @@ impl Store {
     /// Ingests pre-encoded sparse latents (delphi's cache: a split folder or one safetensors file)
     /// as activations of dictionary `dict`.
     ///
-    /// When the cache holds a `tokens` matrix and the store holds documents, every sequence
-    /// with activations must hold its stored document's token ids (padding past the
-    /// document's end aside): the first disagreement refuses the ingest.
+    /// When the cache holds a `tokens` matrix, every sequence with activations must hold its
+    /// stored document's token ids (padding past the document's end aside): the first
+    /// disagreement refuses the ingest, and so does a store without documents to compare with
+    /// ([`Error::UncheckedCacheTokens`]; see [`Store::ingest_latents_with_documents`]).
     pub fn ingest_latents(
         &self,
         dict: &str,
@@ -347,6 +348,9 @@ impl Store {
             formats::delphi::read_latent_entries(path)
         })?;
         progress.finish();
+        if tokens.is_some() && names.is_none() && self.catalog().documents == 0 {
+            return Err(Error::UncheckedCacheTokens { path: path.into() });
+        }
         if let Some(tokens) = &tokens {
             self.check_cache_tokens(path, tokens, &entries)?;
         }
@@ -786,7 +790,7 @@ impl Store {
     /// A delphi cache's `tokens` matrix names the token ids its activations were computed on:
     /// every sequence it has activations for must hold the stored document's ids (sequence =
     /// document). Positions past the document's end are delphi's padding and not compared.
-    /// Refuses the first mismatch; without stored documents there is nothing to compare.
+    /// Refuses the first mismatch.
     fn check_cache_tokens(
         &self,
         path: &Path,

@@ -2140,8 +2140,26 @@ fn real_writers_delphi_cache_equals_encoding_the_same_activations() {
 #[test]
 fn real_writers_delphi_cache_of_other_tokens_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = delphi_store(tmp.path());
     let rw = real_writers().join("delphi");
+    // without documents there is nothing to compare the cache's tokens with: refused too
+    let empty = Store::create_or_open(tmp.path().join("empty")).unwrap();
+    empty
+        .ingest_dictionary("L0", &real_writers().join("saelens/topk"), &NoProgress)
+        .unwrap();
+    let before = store_state(&empty);
+    let e = empty
+        .ingest_latents("L0", &rw.join("splits/model.layers.0"), &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(e, saedb_engine::Error::UncheckedCacheTokens { .. }),
+        "{e}"
+    );
+    assert_msg(
+        &e.to_string(),
+        &["no documents to check this cache's tokens"],
+    );
+    assert_eq!(store_state(&empty), before);
+    let store = delphi_store(tmp.path());
     let rows = delphi_token_rows();
     let before = store_state(&store);
     // every id shifted by one: the first position of the first sequence already differs

@@ -239,13 +239,13 @@ FILE is a delphi cache folder of <start>_<end>.safetensors splits, or one such f
 locations [n,3] = (sequence, position, latent - start), activations [n] and optionally
 tokens [n_seq, ctx]. Sequence = document id.
 
-When the cache holds tokens and the store holds documents, every sequence with activations must
-hold its document's token ids (positions past a document's end are padding and not compared);
-a cache computed on other text is refused and nothing is written.
+When the cache holds tokens, every sequence with activations must hold its stored document's
+token ids (positions past a document's end are padding and not compared); a cache computed on
+other text is refused and nothing is written.
 
-A store without documents can take them from the cache: --documents-from-cache makes one
-document per sequence, naming its tokens with --vocab (a Hugging Face tokenizer.json, which also
-gives each document's text, or a vocab.txt).
+A store without documents takes them from the cache: --documents-from-cache makes one document
+per sequence, naming its tokens with --vocab (a Hugging Face tokenizer.json, which also gives
+each document's text, or a vocab.txt). Without it, a cache with tokens is refused there.
 
 Examples:
   saedb ingest latents my.saedb --dictionary L2 fixtures/minilm-mini/latents_L2.safetensors

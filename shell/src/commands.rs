@@ -6,7 +6,7 @@ use crate::output;
 use crate::progress::Bars;
 use crate::stores::{must_exist, naming, open_existing, open_existing_read_only, store_error};
 use anyhow::{anyhow, bail, Result};
-use saedb_engine::{IndexBuild, OpenOptions};
+use saedb_engine::{Error, IndexBuild, OpenOptions};
 use saedb_query::render::{render_check, render_info, render_ingest};
 
 pub fn run(command: Command) -> Result<()> {
@@ -149,7 +149,14 @@ fn run_ingest(ingest: Ingest) -> Result<()> {
         Ingest::Graph { name, file, .. } => store.ingest_graph(name, file, &bars),
     };
     bars.abandon();
-    let report = result.map_err(|e| naming(input, e))?;
+    let report = result.map_err(|e| match e {
+        // The engine's sentence says what to do; the flags say how, here.
+        e @ Error::UncheckedCacheTokens { .. } => naming(
+            input,
+            format!("{e} (--documents-from-cache --vocab tokenizer.json)"),
+        ),
+        e => naming(input, e),
+    })?;
     output::println(&render_ingest(&report));
     Ok(())
 }

@@ -844,6 +844,17 @@ fn documents_from_a_delphi_cache_then_a_cache_of_other_text_is_refused() {
             &p("saelens/topk"),
         ]);
     }
+    // no documents to check the cache's tokens against: refused, with the way out
+    let err = fails(&[
+        "ingest",
+        "latents",
+        s(&store),
+        "-d",
+        "L0",
+        &p("delphi/splits/model.layers.0"),
+    ]);
+    assert!(err.contains("no documents to check"), "{err}");
+    assert!(err.contains("--documents-from-cache --vocab"), "{err}");
     let out = ok(&[
         "ingest",
         "latents",
