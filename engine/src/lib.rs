@@ -29,6 +29,7 @@ pub mod graph;
 mod graphs;
 mod ingest;
 mod keys;
+pub mod model;
 pub mod progress;
 mod read;
 mod stats;
