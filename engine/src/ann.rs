@@ -8,11 +8,10 @@
 mod flat;
 mod half;
 
-use crate::ingest::hash_path;
 use crate::keys::Tensor;
-use crate::read::check_limit;
-use crate::store::{poisoned, Decoder, Store};
+use crate::store::Store;
 use crate::types::{DictionaryInfo, FeatureRef, Neighbour};
+use crate::util::{check_limit, hash_path};
 use crate::vector::dot;
 use crate::Progress;
 use crate::{Error, Result};
@@ -42,6 +41,23 @@ pub(crate) struct AnnIndex {
     walk: HalfRows,
 }
 
+/// A dictionary's decoder rows, unit-normalised (zero rows stay zero and are never neighbours).
+pub(crate) struct Decoder {
+    pub(crate) d_in: usize,
+    pub(crate) unit_rows: Vec<f32>,
+    pub(crate) raw_rows: Vec<f32>,
+    pub(crate) alive: Vec<bool>,
+}
+
+impl Decoder {
+    pub(crate) fn unit_row(&self, f: usize) -> &[f32] {
+        &self.unit_rows[f * self.d_in..(f + 1) * self.d_in]
+    }
+    pub(crate) fn raw_row(&self, f: usize) -> &[f32] {
+        &self.raw_rows[f * self.d_in..(f + 1) * self.d_in]
+    }
+}
+
 /// Rows inserted per `parallel_insert` call, so that progress can be reported between calls.
 const INSERT_CHUNK: usize = 1024;
 
@@ -52,7 +68,7 @@ type HnswIndex = Hnsw<'static, u16, HalfCosine>;
 
 /// Builds hnsw_rs's index over a decoder's live unit rows, in their float16 copy `walk` (data
 /// ids are feature indices). The build waits on loading rows; float16 rows, half the bytes,
-/// took a 24,576 × 768 build from 66–68 s to 55–63 s (docs/BENCHMARKS.md).
+/// made the build about a sixth faster (docs/BENCHMARKS.md).
 /// `Cancelled` when `progress` asks to stop (checked between chunks of inserts).
 fn build_hnsw(dec: &Decoder, walk: &HalfRows, progress: &dyn Progress) -> Result<HnswIndex> {
     let n = dec.alive.len();
@@ -145,11 +161,7 @@ impl Store {
             Error::storage(format!("copying the HNSW graph of dictionary {dict}: {e}"))
         })?;
         let index = Arc::new(index);
-        self.caches
-            .ann
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(dict, index.clone());
+        self.derived.insert(dict, index.clone())?;
         Ok(index)
     }
 
@@ -208,22 +220,12 @@ impl Store {
     }
 
     pub(crate) fn ann(&self, info: &DictionaryInfo) -> Result<Arc<AnnIndex>> {
-        if let Some(a) = self
-            .caches
-            .ann
-            .lock()
-            .map_err(|_| poisoned())?
-            .get(&info.id)
-        {
-            return Ok(a.clone());
+        if let Some(a) = self.derived.get::<AnnIndex>(info.id)? {
+            return Ok(a);
         }
         if let Some(a) = self.load_ann(info)? {
             let a = Arc::new(a);
-            self.caches
-                .ann
-                .lock()
-                .map_err(|_| poisoned())?
-                .insert(info.id, a.clone());
+            self.derived.insert(info.id, a.clone())?;
             return Ok(a);
         }
         self.build_ann(info.id, &crate::NoProgress)
@@ -238,14 +240,8 @@ impl Store {
 
     /// A dictionary's decoder rows, loaded once.
     pub(crate) fn decoder(&self, info: &DictionaryInfo) -> Result<Arc<Decoder>> {
-        if let Some(d) = self
-            .caches
-            .decoders
-            .lock()
-            .map_err(|_| poisoned())?
-            .get(&info.id)
-        {
-            return Ok(d.clone());
+        if let Some(d) = self.derived.get::<Decoder>(info.id)? {
+            return Ok(d);
         }
         let raw_rows = self.read_tensor(info.id, Tensor::WDec)?;
         let d_in = info.d_in as usize;
@@ -271,11 +267,7 @@ impl Store {
             raw_rows,
             alive,
         });
-        self.caches
-            .decoders
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(info.id, dec.clone());
+        self.derived.insert(info.id, dec.clone())?;
         Ok(dec)
     }
 

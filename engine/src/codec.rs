@@ -2,7 +2,7 @@
 //! Positions and features are deltas in Rice codes, bit-packed; a float16 value is split into its
 //! high byte (sign, exponent, two mantissa bits: skewed), coded in a few bits next to its
 //! position, and its low byte (near random), stored raw in a plane at the block's end. The code
-//! parameters are chosen per block by the encoder. docs/ARCHITECTURE.md specifies the bytes.
+//! parameters are chosen per block by the encoder. docs/STORAGE.md specifies the bytes.
 
 use crate::{Error, Result};
 use half::f16;
@@ -845,7 +845,7 @@ mod tests {
         assert!(back.is_empty());
     }
 
-    // The bytes of format version 2, worked out by hand from docs/ARCHITECTURE.md (which walks
+    // The bytes of format version 2, worked out by hand from docs/STORAGE.md (which walks
     // through both): a change to either encoding must fail here (and bump FORMAT_VERSION).
     #[test]
     fn token_block_bytes_are_pinned() {

@@ -1,19 +1,23 @@
 //! Attribution graphs in the store: ingest, listing, chain search, direct-path attribution.
 //! The graph model, parser and algorithms live in `graph/`; this file only wires them to RocksDB.
 
+use crate::catalog::{GraphEntry, IngestRecord};
 use crate::graph::chains::Prepared;
 use crate::graph::direct::{direct_path_graph, DirectLayer, DirectSource};
 use crate::graph::model::Graph;
 use crate::graph::{self, Chain, ChainQuery, GraphInfo, NodeInfluence};
-use crate::ingest::{hash_path, validate_name};
 use crate::keys::{Tensor, CF_GRAPHS};
-use crate::store::{poisoned, GraphEntry, IngestRecord, Store};
+use crate::store::{poisoned, Store};
 use crate::types::{FeatureRef, IngestReport};
+use crate::util::{hash_path, validate_name};
 use crate::{Error, Progress, Result};
 use rocksdb::WriteBatch;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The kinds of ingest that store a graph (`IngestRecord::kind`).
+const GRAPH_INGESTS: [&str; 2] = ["graph", "attribute"];
 
 impl Store {
     /// Ingests a circuit-tracer / Neuronpedia attribution graph JSON file under `name`.
@@ -77,13 +81,28 @@ impl Store {
         self.commit_with_catalog(batch, catalog)?;
         // Validated at write: preparing it cannot fail; keep it for the first search.
         if let Ok(p) = Prepared::owned(g) {
-            self.caches
-                .prepared
-                .lock()
-                .map_err(|_| poisoned())?
-                .insert(id, Arc::new(p));
+            self.derived.insert(id, Arc::new(p))?;
         }
         Ok(info)
+    }
+
+    /// Deletes graph `name`: its records and its catalog entry go in one synced commit (readers
+    /// see it entirely or not at all); the name is free again. `UnknownGraph` if there is none.
+    pub fn drop_graph(&self, name: &str) -> Result<GraphInfo> {
+        self.ensure_writable()?;
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let entry = self.graph_entry(name)?;
+        let mut catalog = self.catalog().clone();
+        catalog.graphs.retain(|g| g.id != entry.id);
+        // The ingest that stored it described this graph only.
+        catalog.ingests.retain(|r| {
+            !(GRAPH_INGESTS.contains(&r.kind.as_str()) && r.target.as_deref() == Some(name))
+        });
+        let mut batch = WriteBatch::default();
+        graph::store::delete_graph(&mut batch, self.cf(CF_GRAPHS), entry.id);
+        self.commit_with_catalog(batch, catalog)?;
+        self.derived.remove::<Prepared<'static>>(entry.id)?;
+        Ok(entry.info)
     }
 
     /// Every stored graph.
@@ -122,21 +141,11 @@ impl Store {
     /// A stored graph prepared for search, built once per process and kept.
     fn prepared(&self, name: &str) -> Result<Arc<Prepared<'static>>> {
         let id = self.graph_entry(name)?.id;
-        if let Some(p) = self
-            .caches
-            .prepared
-            .lock()
-            .map_err(|_| poisoned())?
-            .get(&id)
-        {
-            return Ok(p.clone());
+        if let Some(p) = self.derived.get::<Prepared<'static>>(id)? {
+            return Ok(p);
         }
         let p = Arc::new(Prepared::owned(self.graph(name)?)?);
-        self.caches
-            .prepared
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(id, p.clone());
+        self.derived.insert(id, p.clone())?;
         Ok(p)
     }
 

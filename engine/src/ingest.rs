@@ -2,14 +2,16 @@
 //! Every ingest validates its whole input before writing anything, then writes under a fresh
 //! ingest id and commits by rewriting the catalog (see store.rs).
 
+use crate::catalog::IngestRecord;
 use crate::codec::{encode_feature_block, encode_token_rows, stored_value, MAX_STORED_VALUE};
 use crate::encode::Encoder;
 use crate::formats::{self, sae::Sae};
 use crate::keys::*;
 use crate::progress::check_cancelled;
 use crate::stats::StatsRecord;
-use crate::store::{poisoned, IngestRecord, Store};
+use crate::store::{poisoned, Store};
 use crate::types::*;
+use crate::util::{hash_path, validate_name};
 use crate::{Error, Progress, Result};
 use rayon::prelude::*;
 use rocksdb::WriteBatch;
@@ -597,7 +599,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         self.put_tensor(&mut batch, VOCAB_OWNER, Tensor::Vocab, &m.matrix, m.d_model);
         let strings = serde_json::to_vec(&m.tokens).map_err(|e| Error::Corrupt(e.to_string()))?;
-        batch.put_cf(self.cf(CF_META), b"vocab_tokens", strings);
+        batch.put_cf(self.cf(CF_META), META_VOCAB_TOKENS, strings);
         catalog.vocabulary = Some(VocabularyInfo {
             tensor: tensor.to_string(),
             source_path: path.display().to_string(),
@@ -899,10 +901,9 @@ impl Store {
     }
 }
 
-/// A document as the `docs` column family stores it.
+/// A document as the `docs` column family stores it (its stored record, `records.rs`).
 fn encode_document(d: &Document) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(d, bincode::config::standard())
-        .map_err(|e| Error::Corrupt(format!("encoding document {}: {e}", d.doc)))
+    crate::records::encode_document(d)
 }
 
 /// One document per sequence of a delphi cache's `tokens` matrix (document id = sequence),
@@ -1059,69 +1060,6 @@ fn report(kind: &str, path: &Path, items: u64, unit: &str, started: Instant) -> 
         unit: unit.to_string(),
         seconds: started.elapsed().as_secs_f64(),
     }
-}
-
-/// Names of dictionaries and graphs: letters, digits, `_`, `-`, `.`, starting with a letter or `_`.
-pub(crate) fn validate_name(kind: &str, name: &str) -> Result<()> {
-    let ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "invalid {kind} name '{name}': use letters, digits, '_', '-' or '.', starting with a letter (at most 64)"
-        )))
-    }
-}
-
-/// xxh3-128 of a file's bytes, or of every file in a folder in name order.
-pub(crate) fn hash_path(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let mut files = Vec::new();
-    if path.is_dir() {
-        let mut stack = vec![path.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for e in std::fs::read_dir(&dir)
-                .map_err(|e| Error::io(&dir, e))?
-                .flatten()
-            {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p)
-                } else {
-                    files.push(p)
-                }
-            }
-        }
-        files.sort();
-    } else {
-        files.push(path.to_path_buf());
-    }
-    let mut buf = vec![0u8; 1 << 20];
-    for f in files {
-        h.update(
-            f.strip_prefix(path)
-                .unwrap_or(&f)
-                .to_string_lossy()
-                .as_bytes(),
-        );
-        let mut file = std::fs::File::open(&f).map_err(|e| Error::io(&f, e))?;
-        loop {
-            let n = file.read(&mut buf).map_err(|e| Error::io(&f, e))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-    }
-    Ok(format!("{:032x}", h.digest128()))
 }
 
 /// Checks in-memory weights as the file readers check theirs, and copies them into an [`Sae`].

@@ -1,6 +1,6 @@
-//! Byte layouts of RocksDB keys. Every integer is fixed-width big-endian so that the byte order of
-//! keys is the numeric order of their fields and prefix range scans come back sorted.
-//! docs/ARCHITECTURE.md ("On-disk format") lists each column family and its keys.
+//! Byte layouts of RocksDB keys, every column family's (graphs included). Every integer is
+//! fixed-width big-endian so that the byte order of keys is the numeric order of their fields and
+//! prefix range scans come back sorted. docs/STORAGE.md lists each column family and its keys.
 
 /// Column families, one per kind of record.
 pub const CF_META: &str = "meta";
@@ -31,6 +31,10 @@ pub const CF_FEATURE_MAJOR_V3: &str = "feature_major";
 /// Keys of the `meta` column family (values are JSON, or u32 BE for the version).
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_CATALOG: &[u8] = b"catalog";
+/// u32 BE: the id the next ingest gets, persisted before it writes anything.
+pub const META_NEXT_INGEST_ID: &[u8] = b"next_ingest_id";
+/// JSON array of the vocabulary's token strings.
+pub const META_VOCAB_TOKENS: &[u8] = b"vocab_tokens";
 
 /// The owner id used for the vocabulary matrix in the weights column family.
 pub const VOCAB_OWNER: u32 = u32::MAX;
@@ -127,6 +131,39 @@ pub fn field(key: &[u8], i: usize) -> Option<u32> {
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// The records of a graph in the `graphs` column family (the tag byte after the graph id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum GraphTag {
+    /// `gid | 'h'`: the header.
+    Header = b'h',
+    /// `gid | 'n' | node u32`: one node.
+    Node = b'n',
+    /// `gid | 'e' | chunk u32`: up to 65,536 edges, in the graph's edge order.
+    Edges = b'e',
+}
+
+/// `gid u32 | tag u8 [| n u32]`: a graph record's key, or (without `n`) the prefix of all
+/// records of that tag.
+pub fn graph_key(graph: u32, tag: GraphTag, n: Option<u32>) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.extend_from_slice(&graph.to_be_bytes());
+    k.push(tag as u8);
+    if let Some(n) = n {
+        k.extend_from_slice(&n.to_be_bytes());
+    }
+    k
+}
+
+/// `[gid, gid | 0xFF)`: every key of one graph, whatever its tag (format 1's `'i'` and `'o'`
+/// adjacency keys included).
+pub fn graph_range(graph: u32) -> (Vec<u8>, Vec<u8>) {
+    let from = graph.to_be_bytes().to_vec();
+    let mut to = from.clone();
+    to.push(0xFF);
+    (from, to)
+}
+
 fn four(a: u32, b: u32, c: u32, d: u32) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[..4].copy_from_slice(&a.to_be_bytes());
@@ -158,7 +195,7 @@ mod tests {
         assert_eq!(block_ingest_id(CF_TOKEN_MAJOR, &t), Some(77));
     }
 
-    /// The byte layouts of docs/ARCHITECTURE.md, pinned.
+    /// The byte layouts of docs/STORAGE.md, pinned.
     #[test]
     fn block_keys_are_laid_out_as_documented() {
         let hex = |k: &[u8]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
@@ -173,6 +210,20 @@ mod tests {
         assert_eq!(
             hex(&feature_major_prefix(1, 2, 3)),
             "000000010000000200000003"
+        );
+        assert_eq!(hex(&graph_key(7, GraphTag::Header, None)), "0000000768");
+        assert_eq!(
+            hex(&graph_key(7, GraphTag::Node, Some(2))),
+            "000000076e00000002"
+        );
+        assert_eq!(
+            hex(&graph_key(7, GraphTag::Edges, Some(0))),
+            "000000076500000000"
+        );
+        let (from, to) = graph_range(7);
+        assert_eq!(
+            (hex(&from), hex(&to)),
+            ("00000007".into(), "00000007ff".into())
         );
     }
 }

@@ -19,6 +19,8 @@
 //! ```
 
 mod ann;
+mod cache;
+mod catalog;
 mod check;
 mod codec;
 pub mod encode;
@@ -32,9 +34,12 @@ mod keys;
 pub mod model;
 pub mod progress;
 mod read;
+mod records;
 mod stats;
 mod store;
 pub mod types;
+mod upgrade;
+mod util;
 mod vector;
 
 pub use ann::{default_search_breadth, AnnComparison};
@@ -42,6 +47,6 @@ pub use check::CheckReport;
 pub use error::{Error, Result, StorageErrorKind};
 pub use filter::ActivationFilter;
 pub use progress::{Cancel, NoProgress, Progress};
-pub use read::{MAX_LIMIT, MAX_QUANTILES};
-pub use store::{is_special_token, OpenOptions, Store, FORMAT_VERSION};
+pub use store::{OpenOptions, Store, FORMAT_VERSION};
 pub use types::*;
+pub use util::{MAX_LIMIT, MAX_QUANTILES};

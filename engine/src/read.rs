@@ -2,17 +2,16 @@
 
 use crate::codec::{decode_feature_block, decode_token_position};
 use crate::filter::ActivationFilter;
+use crate::formats::vocab::VocabMatrix;
 use crate::keys::*;
 use crate::progress::{check_cancelled, NoProgress, Progress};
 use crate::stats::{top_order, StatsRecord, TOP_KEPT};
 use crate::store::Store;
 use crate::types::*;
+use crate::util::{check_limit, MAX_QUANTILES};
 use crate::vector::dot;
 use crate::{Error, Result};
 use std::sync::Arc;
-
-/// Largest `k` / `LIMIT` any read accepts.
-pub const MAX_LIMIT: usize = 1_000_000;
 
 impl Store {
     /// One document; `UnknownDocument` if absent.
@@ -26,7 +25,6 @@ impl Store {
 
     pub(crate) fn stored_document(&self, doc: u32) -> Result<Option<Arc<Document>>> {
         if let Some(d) = self
-            .caches
             .docs
             .lock()
             .map_err(|_| crate::store::poisoned())?
@@ -37,15 +35,8 @@ impl Store {
         let Some(bytes) = self.db.get_cf(self.cf(CF_DOCS), doc_key(doc))? else {
             return Ok(None);
         };
-        let (d, _): (Document, usize) =
-            bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
-                .map_err(|e| Error::Corrupt(format!("document {doc}: {e}")))?;
-        let d = Arc::new(d);
-        let mut cache = self
-            .caches
-            .docs
-            .lock()
-            .map_err(|_| crate::store::poisoned())?;
+        let d = Arc::new(crate::records::decode_document(&bytes, doc)?);
+        let mut cache = self.docs.lock().map_err(|_| crate::store::poisoned())?;
         if cache.len() > 100_000 {
             cache.clear();
         }
@@ -433,14 +424,10 @@ impl Store {
         Ok(TokenEffects { positive, negative })
     }
 
-    pub(crate) fn vocab_matrix(&self) -> Result<Arc<crate::formats::vocab::VocabMatrix>> {
-        let mut slot = self
-            .caches
-            .vocab
-            .lock()
-            .map_err(|_| crate::store::poisoned())?;
-        if let Some(v) = slot.as_ref() {
-            return Ok(v.clone());
+    pub(crate) fn vocab_matrix(&self) -> Result<Arc<VocabMatrix>> {
+        // Two threads may both load it on first use; both get the same matrix.
+        if let Some(v) = self.derived.get::<VocabMatrix>(VOCAB_OWNER)? {
+            return Ok(v);
         }
         let info = self.catalog().vocabulary.clone().ok_or_else(|| {
             Error::Missing(
@@ -448,7 +435,7 @@ impl Store {
             )
         })?;
         let matrix = self.read_tensor(VOCAB_OWNER, Tensor::Vocab)?;
-        let tokens: Vec<String> = match self.db.get_cf(self.cf(CF_META), b"vocab_tokens")? {
+        let tokens: Vec<String> = match self.db.get_cf(self.cf(CF_META), META_VOCAB_TOKENS)? {
             Some(b) => serde_json::from_slice(&b)
                 .map_err(|e| Error::Corrupt(format!("vocabulary: {e}")))?,
             None => Vec::new(),
@@ -458,13 +445,13 @@ impl Store {
                 "vocabulary matrix has the wrong size".into(),
             ));
         }
-        let v = Arc::new(crate::formats::vocab::VocabMatrix {
+        let v = Arc::new(VocabMatrix {
             n_vocab: info.n_vocab as usize,
             d_model: info.d_model as usize,
             matrix,
             tokens,
         });
-        *slot = Some(v.clone());
+        self.derived.insert(VOCAB_OWNER, v.clone())?;
         Ok(v)
     }
 
@@ -561,9 +548,6 @@ impl Store {
     }
 }
 
-/// The largest number of quantiles [`Store::sample_quantile`] divides a feature's activations into.
-pub const MAX_QUANTILES: usize = 1_000;
-
 /// An activation without its token (for filters that do not read it).
 fn bare(doc: u32, pos: u32, value: f32) -> TokenActivation {
     TokenActivation {
@@ -623,16 +607,6 @@ fn pick_quantile(entries: &mut [(u32, u32, f32)], q: QuantileQuery) -> Picked {
         hi: bucket[m - 1].2,
         size: m,
         picks,
-    }
-}
-
-pub(crate) fn check_limit(k: usize) -> Result<()> {
-    if k > MAX_LIMIT {
-        Err(Error::InvalidArgument(format!(
-            "limit {k} is too large (at most {MAX_LIMIT})"
-        )))
-    } else {
-        Ok(())
     }
 }
 

@@ -200,7 +200,7 @@ impl StatsRecord {
             .collect()
     }
 
-    /// Bytes (format version 3; docs/ARCHITECTURE.md): `varint count | sum f64 LE | max f32 LE |
+    /// Bytes (format version 3; docs/STORAGE.md): `varint count | sum f64 LE | max f32 LE |
     /// n_bins u8 | (bin u8, varint count)* | varint n_top | kind u8 | per top entry, in top
     /// order: varint zigzag(bits − previous bits), varint doc, varint pos`. `kind` 0: values are
     /// float16 bits (every stored activation is), 1: float32 bits. Top entries come by falling
@@ -508,7 +508,7 @@ mod tests {
         }
     }
 
-    /// The bytes of format version 3, worked out by hand from docs/ARCHITECTURE.md: a change to
+    /// The bytes of format version 3, worked out by hand from docs/STORAGE.md: a change to
     /// the layout must fail here (and bump FORMAT_VERSION).
     #[test]
     fn record_bytes_are_pinned() {

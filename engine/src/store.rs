@@ -5,20 +5,18 @@
 //! of the catalog that lists it. Readers ignore blocks whose ingest id is not in the catalog, so a
 //! crash mid-ingest leaves the store exactly as it was before the ingest.
 
-use crate::ann::AnnIndex;
-use crate::formats::vocab::VocabMatrix;
-use crate::graph::GraphInfo;
+use crate::cache::Derived;
+use crate::catalog::Catalog;
 use crate::keys::*;
 use crate::progress::{NoProgress, Progress};
 use crate::types::*;
 use crate::{Error, Result};
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor,
-    CompactOptions, DBCompressionType, FlushOptions, IngestExternalFileOptions, IteratorMode,
-    Options, SstFileWriter, WriteBatch, WriteOptions, DB,
+    CompactOptions, DBCompressionType, FlushOptions, IngestExternalFileOptions, Options,
+    SstFileWriter, WriteBatch, WriteOptions, DB,
 };
-use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -29,14 +27,6 @@ use std::sync::{Arc, Mutex, RwLock};
 /// operands (which builds that know no merge operator cannot read).
 pub const FORMAT_VERSION: u32 = 4;
 
-/// The older versions this build opens. Version 3 keeps feature-major blocks feature first in
-/// another column family ([`CF_FEATURE_MAJOR_V3`]); version 2 also has the statistics records'
-/// older layout. A read-only open reads them as they are; a writable open upgrades the store
-/// in steps that each record their version (so an interrupted upgrade resumes on the next
-/// open): version 2's records are re-encoded with version 3 in one synced batch, then the
-/// blocks move to the current column family and version 4 is recorded.
-const UPGRADABLE_VERSIONS: [u32; 2] = [2, 3];
-
 /// A saedb store. `Send + Sync`: share it between threads behind an `Arc`; reads run
 /// concurrently, ingests are serialised.
 pub struct Store {
@@ -46,114 +36,16 @@ pub struct Store {
     pub(crate) catalog: RwLock<Catalog>,
     /// Held for the whole of an ingest: one writer at a time.
     pub(crate) writer: Mutex<()>,
-    pub(crate) caches: Caches,
+    /// Derived data the features above the core keep in memory (see `cache.rs`).
+    pub(crate) derived: Derived,
+    /// Documents read recently (cleared past 100,000).
+    pub(crate) docs: Mutex<HashMap<u32, Arc<Document>>>,
     /// Seqlock over commits: odd while a commit is between its RocksDB write and its catalog
     /// swap. Readers retry when it moved, so every call sees one ingest entirely or not at all.
     pub(crate) commit_seq: AtomicU64,
     /// The format version the store is in: [`FORMAT_VERSION`], or an older one that a read-only
     /// open reads as it is (version 2's statistics records are in their old layout).
     pub(crate) format_version: u32,
-}
-
-/// Derived, in-memory data loaded on first use.
-#[derive(Default)]
-pub(crate) struct Caches {
-    pub(crate) decoders: Mutex<HashMap<u32, Arc<Decoder>>>,
-    pub(crate) ann: Mutex<HashMap<u32, Arc<AnnIndex>>>,
-    pub(crate) vocab: Mutex<Option<Arc<VocabMatrix>>>,
-    pub(crate) docs: Mutex<HashMap<u32, Arc<Document>>>,
-    /// Graphs prepared for search (adjacency, normalised weights, topological order).
-    pub(crate) prepared: Mutex<HashMap<u32, Arc<crate::graph::chains::Prepared<'static>>>>,
-}
-
-/// A dictionary's decoder rows, unit-normalised (zero rows stay zero and are never neighbours).
-pub(crate) struct Decoder {
-    pub(crate) d_in: usize,
-    pub(crate) unit_rows: Vec<f32>,
-    pub(crate) raw_rows: Vec<f32>,
-    pub(crate) alive: Vec<bool>,
-}
-
-impl Decoder {
-    pub(crate) fn unit_row(&self, f: usize) -> &[f32] {
-        &self.unit_rows[f * self.d_in..(f + 1) * self.d_in]
-    }
-    pub(crate) fn raw_row(&self, f: usize) -> &[f32] {
-        &self.raw_rows[f * self.d_in..(f + 1) * self.d_in]
-    }
-}
-
-/// The store's table of contents, one JSON value under `meta/catalog`. Rewriting it is the commit
-/// point of every ingest.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct Catalog {
-    pub(crate) next_dict_id: u32,
-    pub(crate) next_graph_id: u32,
-    pub(crate) dictionaries: Vec<DictionaryInfo>,
-    pub(crate) vocabulary: Option<VocabularyInfo>,
-    pub(crate) graphs: Vec<GraphEntry>,
-    pub(crate) ingests: Vec<IngestRecord>,
-    pub(crate) documents: u64,
-    pub(crate) tokens: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct GraphEntry {
-    pub(crate) id: u32,
-    pub(crate) info: GraphInfo,
-}
-
-/// The kinds of ingest that store activations (`IngestRecord::kind`).
-pub(crate) const ACTIVATION_INGESTS: [&str; 2] = ["latents", "activations"];
-
-/// One committed ingest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct IngestRecord {
-    pub(crate) id: u32,
-    pub(crate) kind: String,
-    /// The dictionary / graph it went into, if any.
-    pub(crate) target: Option<String>,
-    pub(crate) path: String,
-    /// xxh3-128 of the file's bytes, hex.
-    pub(crate) content_hash: String,
-    pub(crate) items: u64,
-}
-
-impl Catalog {
-    pub(crate) fn committed_ingests(&self) -> HashSet<u32> {
-        self.ingests.iter().map(|r| r.id).collect()
-    }
-
-    /// The committed ingests that stored activations of dictionary `dict`, in id order: the
-    /// ingest ids its feature-major blocks can carry.
-    pub(crate) fn ingests_into(&self, dict: u32) -> Vec<u32> {
-        let Some(name) = self
-            .dictionaries
-            .iter()
-            .find(|d| d.id == dict)
-            .map(|d| &d.name)
-        else {
-            return Vec::new();
-        };
-        let mut ids: Vec<u32> = self
-            .ingests
-            .iter()
-            .filter(|r| ACTIVATION_INGESTS.contains(&r.kind.as_str()))
-            .filter(|r| r.target.as_ref() == Some(name))
-            .map(|r| r.id)
-            .collect();
-        ids.sort_unstable();
-        ids
-    }
-    pub(crate) fn dict(&self, name: &str) -> Result<&DictionaryInfo> {
-        self.dictionaries
-            .iter()
-            .find(|d| d.name == name)
-            .ok_or_else(|| Error::UnknownDictionary {
-                name: name.to_string(),
-                known: self.dictionaries.iter().map(|d| d.name.clone()).collect(),
-            })
-    }
 }
 
 /// How to open a store: the one place that says whether to create it, whether to write, and
@@ -313,7 +205,8 @@ impl Store {
             read_only,
             catalog: RwLock::new(Catalog::default()),
             writer: Mutex::new(()),
-            caches: Caches::default(),
+            derived: Derived::default(),
+            docs: Mutex::new(HashMap::new()),
             commit_seq: AtomicU64::new(0),
             format_version: FORMAT_VERSION,
         };
@@ -328,91 +221,6 @@ impl Store {
         let catalog = store.read_catalog()?;
         *store.catalog.get_mut().map_err(|_| poisoned())? = catalog;
         Ok(store)
-    }
-
-    fn check_version(&mut self, progress: &dyn Progress) -> Result<()> {
-        let v = self.db.get_cf(self.cf(CF_META), META_FORMAT_VERSION)?;
-        let bytes: [u8; 4] = v
-            .as_deref()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| Error::Store {
-                path: self.path.clone(),
-                message: "not a saedb store (no format version recorded)".into(),
-            })?;
-        let found = u32::from_be_bytes(bytes);
-        if UPGRADABLE_VERSIONS.contains(&found) {
-            if self.read_only {
-                self.format_version = found;
-                return Ok(());
-            }
-            if found == 2 {
-                self.upgrade_stats_records()?;
-            }
-            return self.move_feature_blocks(progress);
-        }
-        if found == FORMAT_VERSION && !self.read_only {
-            // Version 4 was recorded, but the process stopped before the emptied column family
-            // of version 3 was dropped.
-            self.drop_feature_major_v3()?;
-        }
-        if found != FORMAT_VERSION {
-            return Err(Error::Store {
-                path: self.path.clone(),
-                message: format!(
-                    "store format version {found}, but this saedb reads version {FORMAT_VERSION}; \
-                     use the saedb release that wrote it, or re-ingest into a new store"
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    /// Format version 2 → 3: every statistics record re-encoded in the compact layout, with
-    /// version 3, in one synced batch (a crash leaves the store at version 2, intact).
-    fn upgrade_stats_records(&self) -> Result<()> {
-        let mut batch = WriteBatch::default();
-        for item in self.db.iterator_cf(self.cf(CF_STATS), IteratorMode::Start) {
-            let (key, value) = item?;
-            let record = crate::stats::decode_v2(&value)?;
-            batch.put_cf(self.cf(CF_STATS), key, record.encode());
-        }
-        batch.put_cf(self.cf(CF_META), META_FORMAT_VERSION, 3u32.to_be_bytes());
-        self.commit(batch)
-    }
-
-    /// Format version 3 → 4: every feature-major block moves to [`CF_FEATURE_MAJOR`] under its
-    /// ingest-first key (the block's bytes unchanged), in batches that each move their blocks
-    /// atomically; then version 4 is recorded (synced, which syncs the batches before it) and
-    /// the emptied column family dropped. Interrupted, the store stays at version 3 with each
-    /// block in one of the two column families, which reads use both of; the next writable
-    /// open moves the rest. Costs one pass over the blocks.
-    fn move_feature_blocks(&mut self, progress: &dyn Progress) -> Result<()> {
-        const BATCH_BYTES: usize = 64 << 20;
-        if let Some(old) = self.db.cf_handle(CF_FEATURE_MAJOR_V3) {
-            progress.start("upgrading the store to format 4", self.table_bytes(old));
-            let new = self.cf(CF_FEATURE_MAJOR);
-            let mut batch = WriteBatch::default();
-            for item in self.db.iterator_cf(old, IteratorMode::Start) {
-                let (key, block) = item?;
-                batch.put_cf(new, key_v3_to_v4(&key)?, &block);
-                batch.delete_cf(old, key);
-                progress.advance(block.len() as u64);
-                if batch.size_in_bytes() >= BATCH_BYTES {
-                    self.db.write(std::mem::take(&mut batch))?;
-                }
-            }
-            self.db.write(batch)?;
-            progress.finish();
-        }
-        self.put_meta(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes(), true)?;
-        self.drop_feature_major_v3()
-    }
-
-    fn drop_feature_major_v3(&mut self) -> Result<()> {
-        if self.db.cf_handle(CF_FEATURE_MAJOR_V3).is_some() {
-            self.db.drop_cf(CF_FEATURE_MAJOR_V3)?;
-        }
-        Ok(())
     }
 
     /// The column families feature-major blocks may be in: [`CF_FEATURE_MAJOR`], and version
@@ -448,10 +256,10 @@ impl Store {
                 path: self.path.clone(),
                 message: "not a saedb store (no catalog)".into(),
             })?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("catalog: {e}")))
+        crate::records::decode_catalog(&bytes)
     }
 
-    fn put_meta(&self, key: &[u8], value: &[u8], sync: bool) -> Result<()> {
+    pub(crate) fn put_meta(&self, key: &[u8], value: &[u8], sync: bool) -> Result<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
         self.db.put_cf_opt(self.cf(CF_META), key, value, &wo)?;
@@ -465,8 +273,7 @@ impl Store {
     }
 
     pub(crate) fn put_catalog(&self, batch: &mut WriteBatch, catalog: &Catalog) -> Result<()> {
-        let bytes =
-            serde_json::to_vec(catalog).map_err(|e| Error::Corrupt(format!("catalog: {e}")))?;
+        let bytes = crate::records::encode_catalog(catalog)?;
         batch.put_cf(self.cf(CF_META), META_CATALOG, bytes);
         Ok(())
     }
@@ -521,7 +328,7 @@ impl Store {
     /// Allocates an ingest id and makes it durable before any data is written under it, so that
     /// ids of interrupted ingests are never reused.
     pub(crate) fn allocate_ingest_id(&self) -> Result<u32> {
-        let key = b"next_ingest_id";
+        let key = META_NEXT_INGEST_ID;
         let cur = self
             .db
             .get_cf(self.cf(CF_META), key)?
@@ -624,7 +431,7 @@ impl Store {
     }
 
     /// Bytes of a column family's table files (0 if RocksDB cannot say).
-    fn table_bytes(&self, cf: &ColumnFamily) -> u64 {
+    pub(crate) fn table_bytes(&self, cf: &ColumnFamily) -> u64 {
         self.db
             .property_int_value_cf(cf, "rocksdb.total-sst-files-size")
             .ok()
@@ -718,25 +525,6 @@ fn column_families(opts: &Options, db_path: &Path, read_only: bool) -> Vec<&'sta
         .filter(|name| !read_only || exists(name))
         .chain(exists(CF_FEATURE_MAJOR_V3).then_some(CF_FEATURE_MAJOR_V3))
         .collect()
-}
-
-/// A version 3 feature-major key, `dict | feature | ingest | chunk`, in version 4's order.
-fn key_v3_to_v4(key: &[u8]) -> Result<[u8; 16]> {
-    let fields = (
-        field(key, 0),
-        block_feature(CF_FEATURE_MAJOR_V3, key),
-        block_ingest_id(CF_FEATURE_MAJOR_V3, key),
-        field(key, 3),
-    );
-    match fields {
-        (Some(dict), Some(feature), Some(ingest), Some(chunk)) if key.len() == 16 => {
-            Ok(feature_major_key(dict, ingest, feature, chunk))
-        }
-        _ => Err(Error::Corrupt(format!(
-            "a feature-major key of {} bytes (16 expected)",
-            key.len()
-        ))),
-    }
 }
 
 fn cf_options(name: &str) -> Options {
@@ -843,26 +631,4 @@ fn dir_size(path: &Path) -> u64 {
 
 pub(crate) fn poisoned() -> Error {
     Error::Poisoned
-}
-
-/// Tokens that are not text: BOS/CLS/SEP/PAD and friends. They dominate the top activations of
-/// many features (attention sinks), so queries can exclude them.
-pub fn is_special_token(token: &str) -> bool {
-    matches!(
-        token,
-        "[CLS]"
-            | "[SEP]"
-            | "[PAD]"
-            | "[MASK]"
-            | "[UNK]"
-            | "<bos>"
-            | "<eos>"
-            | "<pad>"
-            | "<s>"
-            | "</s>"
-            | "<unk>"
-            | "<|endoftext|>"
-            | "<|begin_of_text|>"
-            | "<|end_of_text|>"
-    )
 }

@@ -156,6 +156,62 @@ pub struct TokenEffect {
     pub effect: f32,
 }
 
+// ---- attribution graphs' summaries (the graph model and algorithms live in `graph/`)
+
+/// What kind of node a graph node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// A token embedding: a source of the graph.
+    Embedding,
+    /// A (transcoder / SAE) feature.
+    Feature,
+    /// A reconstruction-error node: a source of the graph.
+    Error,
+    /// An output logit: a target.
+    Logit,
+}
+
+impl NodeKind {
+    /// The kind's name, as stored and as queries print it (`embedding`, `feature`, `error`,
+    /// `logit`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::Embedding => "embedding",
+            NodeKind::Feature => "feature",
+            NodeKind::Error => "error",
+            NodeKind::Logit => "logit",
+        }
+    }
+}
+
+/// Summary of one stored graph, for `SHOW GRAPHS` / `DESCRIBE GRAPH`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphInfo {
+    pub name: String,
+    pub prompt: Option<String>,
+    pub prompt_tokens: Vec<String>,
+    pub nodes: u64,
+    pub edges: u64,
+    /// Node counts by kind.
+    pub nodes_by_kind: Vec<(NodeKind, u64)>,
+    /// Edge counts by (source kind, target kind).
+    pub edges_by_kind: Vec<(NodeKind, NodeKind, u64)>,
+    /// The logit nodes with their token and probability, target logit(s) first.
+    pub logits: Vec<LogitInfo>,
+    /// `circuit-tracer` for an ingested file, `direct-path` for one computed by ATTRIBUTE.
+    pub origin: String,
+}
+
+/// A logit node of a graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogitInfo {
+    pub node: String,
+    pub token: Option<String>,
+    pub probability: Option<f64>,
+    pub is_target: bool,
+}
+
 /// A document of tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
@@ -171,8 +227,8 @@ pub struct Document {
 #[non_exhaustive]
 pub enum IndexBuild {
     /// During the dictionary's ingest (the default), so the first NEIGHBOURS is fast. It is
-    /// most of a dictionary ingest: about 100 s for 24,576 features on two cores, and many
-    /// minutes for 131,072.
+    /// most of a dictionary ingest, growing a little faster than the number of features
+    /// (docs/BENCHMARKS.md has measured times).
     #[default]
     AtIngest,
     /// By the first NEIGHBOURS query of the dictionary (which waits for it) or by `check`'s
@@ -286,4 +342,26 @@ pub struct DictionaryWeights<'a> {
     pub hook: Option<&'a str>,
     pub layer: Option<u32>,
     pub model: Option<&'a str>,
+}
+
+/// Tokens that are not text: BOS/CLS/SEP/PAD and friends. They dominate the top activations of
+/// many features (attention sinks), so queries can exclude them.
+pub fn is_special_token(token: &str) -> bool {
+    matches!(
+        token,
+        "[CLS]"
+            | "[SEP]"
+            | "[PAD]"
+            | "[MASK]"
+            | "[UNK]"
+            | "<bos>"
+            | "<eos>"
+            | "<pad>"
+            | "<s>"
+            | "</s>"
+            | "<unk>"
+            | "<|endoftext|>"
+            | "<|begin_of_text|>"
+            | "<|end_of_text|>"
+    )
 }

@@ -159,6 +159,10 @@ pub enum Statement {
     DescribeGraph {
         graph: Spanned<String>,
     },
+    /// `DROP GRAPH name`: deletes a stored graph.
+    DropGraph {
+        graph: Spanned<String>,
+    },
     Top {
         k: Spanned<u64>,
         feature: FeatureArg,

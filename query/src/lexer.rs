@@ -38,6 +38,7 @@ pub const KEYWORDS: &[&str] = &[
     "DESCRIBE",
     "DICTIONARIES",
     "DOC",
+    "DROP",
     "EFFECTS",
     "ERRORS",
     "EXACT",

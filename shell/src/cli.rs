@@ -48,6 +48,10 @@ pub enum Command {
     #[command(subcommand, after_long_help = INGEST_HELP)]
     Ingest(Ingest),
 
+    /// Delete something from a store, in one commit (readers see it whole or gone).
+    #[command(subcommand)]
+    Drop(DropWhat),
+
     /// Summarise a store: documents, tokens, dictionaries, vocabulary, graphs, labels.
     #[command(after_long_help = "\
 Examples:
@@ -189,6 +193,22 @@ store, so a store can be shared read-only).
 Examples:
   saedb shell my.saedb
   saedb shell my.saedb --format json";
+
+#[derive(Debug, Subcommand)]
+pub enum DropWhat {
+    /// Delete an attribution graph: its nodes, edges and catalog entry. The name is free again.
+    #[command(after_long_help = "\
+The same as the statement DROP GRAPH name.
+
+Example:
+  saedb drop graph my.saedb dallas")]
+    Graph {
+        /// An existing store directory.
+        store: PathBuf,
+        /// The graph's name (SHOW GRAPHS lists them).
+        name: String,
+    },
+}
 
 #[derive(Debug, Subcommand)]
 pub enum Ingest {

@@ -1,7 +1,7 @@
 //! The subcommands: ingest, info and check here; query/run in `statements`, shell in `repl`, demo in
 //! `demo`. Nothing else in the binary depends on this file (it sits on top of the others).
 
-use crate::cli::{Command, InfoFormat, Ingest};
+use crate::cli::{Command, DropWhat, InfoFormat, Ingest};
 use crate::output;
 use crate::progress::Bars;
 use crate::stores::{must_exist, naming, open_existing, open_existing_read_only, store_error};
@@ -12,6 +12,15 @@ use saedb_query::render::{render_check, render_info, render_ingest};
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Ingest(ingest) => run_ingest(ingest),
+        Command::Drop(DropWhat::Graph { store, name }) => {
+            let s = open_existing(&store)?;
+            let g = s.drop_graph(&name).map_err(|e| naming(&store, e))?;
+            output::println(&format!(
+                "dropped graph {} ({} nodes, {} edges)",
+                g.name, g.nodes, g.edges
+            ));
+            Ok(())
+        }
         Command::Info { store, format } => {
             let store = open_existing_read_only(&store)?;
             let info = store.info().map_err(|e| anyhow!("{e}"))?;

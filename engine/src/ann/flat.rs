@@ -404,8 +404,8 @@ thread_local! {
 mod tests {
     use super::*;
     use crate::ann::half::{half_bits, HalfRows};
+    use crate::ann::Decoder;
     use crate::ann::{build_hnsw, default_search_breadth};
-    use crate::store::Decoder;
     use crate::NoProgress;
     use std::collections::HashSet;
 

@@ -1,42 +1,25 @@
-//! Graph persistence inside the `graphs` column family (layout: docs/ATTRIBUTION.md, "On disk").
-//!
-//! Keys (all integers big-endian so that keys sort numerically):
-//! - `gid u32 | 'h'`                          header
-//! - `gid u32 | 'n' | node u32`               one node
-//! - `gid u32 | 'e' | chunk u32`              up to [`EDGES_PER_CHUNK`] edges in file order
-//! - `gid u32 | 'i' | target u32 | source u32` one input edge of `target` (value: weight)
-//! - `gid u32 | 'o' | source u32 | target u32` one output edge of `source` (value: weight)
+//! Graph records inside the `graphs` column family (docs/STORAGE.md, "Graph records"; the keys
+//! are built in `keys.rs`).
 //!
 //! Values are little-endian: integers fixed width, `f64` as IEEE-754 bits, strings as
 //! `u32 length | UTF-8 bytes`, optional values as `u8 0` (absent) or `u8 1 | value`.
+//!
+//! Graph format 1 also wrote one key per edge and direction (`'i'` and `'o'`, 42 bytes an edge
+//! beside its 16 in a chunk) for per-node scans that nothing read: searches load the whole graph
+//! once. Format 2 writes only the header, the nodes and the edge chunks; a format 1 graph reads
+//! the same (its extra keys are ignored, and deleted with the graph).
 
 use super::model::{kind_code, kind_from_code, Edge, Graph, Node};
+use crate::keys::{graph_key, graph_range, GraphTag};
 use crate::{Error, Result};
 use rocksdb::{ColumnFamily, Direction, IteratorMode, ReadOptions, WriteBatch, DB};
 
-/// Version byte at the start of every header value.
-pub(crate) const GRAPH_FORMAT: u8 = 1;
+/// Version byte at the start of every header value written now.
+pub(crate) const GRAPH_FORMAT: u8 = 2;
+/// Graph formats this build reads: 1 (with per-edge adjacency keys, ignored) and 2.
+const READABLE_GRAPH_FORMATS: [u8; 2] = [1, 2];
 /// Edges per `'e'` chunk value (16 bytes each: 1 MiB per chunk).
 pub(crate) const EDGES_PER_CHUNK: usize = 65_536;
-
-const TAG_HEADER: u8 = b'h';
-const TAG_NODE: u8 = b'n';
-const TAG_EDGES: u8 = b'e';
-const TAG_IN: u8 = b'i';
-const TAG_OUT: u8 = b'o';
-
-fn key(gid: u32, tag: u8, a: Option<u32>, b: Option<u32>) -> Vec<u8> {
-    let mut k = Vec::with_capacity(13);
-    k.extend_from_slice(&gid.to_be_bytes());
-    k.push(tag);
-    if let Some(a) = a {
-        k.extend_from_slice(&a.to_be_bytes());
-    }
-    if let Some(b) = b {
-        k.extend_from_slice(&b.to_be_bytes());
-    }
-    k
-}
 
 /// Puts graph `g` under id `graph_id` into `batch`. The graph is validated first: on error nothing
 /// is added to the batch.
@@ -59,12 +42,12 @@ pub(crate) fn write_graph(
     h.u32(g.nodes.len() as u32);
     h.u64(g.edges.len() as u64);
     h.u32(EDGES_PER_CHUNK as u32);
-    batch.put_cf(cf, key(graph_id, TAG_HEADER, None, None), h.0);
+    batch.put_cf(cf, graph_key(graph_id, GraphTag::Header, None), h.0);
 
     for (i, n) in g.nodes.iter().enumerate() {
         batch.put_cf(
             cf,
-            key(graph_id, TAG_NODE, Some(i as u32), None),
+            graph_key(graph_id, GraphTag::Node, Some(i as u32)),
             encode_node(n),
         );
     }
@@ -75,32 +58,23 @@ pub(crate) fn write_graph(
             v.extend_from_slice(&e.target.to_le_bytes());
             v.extend_from_slice(&e.weight.to_le_bytes());
         }
-        batch.put_cf(cf, key(graph_id, TAG_EDGES, Some(c as u32), None), v);
-    }
-    for e in &g.edges {
-        let w = e.weight.to_le_bytes();
-        batch.put_cf(cf, key(graph_id, TAG_IN, Some(e.target), Some(e.source)), w);
-        batch.put_cf(
-            cf,
-            key(graph_id, TAG_OUT, Some(e.source), Some(e.target)),
-            w,
-        );
+        batch.put_cf(cf, graph_key(graph_id, GraphTag::Edges, Some(c as u32)), v);
     }
     Ok(())
 }
 
 /// Reads graph `graph_id` back: header, nodes and edges (edges in their original order).
 pub(crate) fn read_graph(db: &DB, cf: &ColumnFamily, graph_id: u32) -> Result<Graph> {
-    let hk = key(graph_id, TAG_HEADER, None, None);
+    let hk = graph_key(graph_id, GraphTag::Header, None);
     let hv = db
         .get_cf(cf, &hk)?
         .ok_or_else(|| Error::Corrupt(format!("graph {graph_id} has no header")))?;
     let what = format!("graph {graph_id} header");
     let mut d = Dec::new(&hv, &what);
     let version = d.u8()?;
-    if version != GRAPH_FORMAT {
+    if !READABLE_GRAPH_FORMATS.contains(&version) {
         return Err(Error::Corrupt(format!(
-            "graph {graph_id} has format {version}, this build reads {GRAPH_FORMAT}"
+            "graph {graph_id} has format {version}, this build reads {READABLE_GRAPH_FORMATS:?}"
         )));
     }
     let name = d.str()?;
@@ -117,17 +91,22 @@ pub(crate) fn read_graph(db: &DB, cf: &ColumnFamily, graph_id: u32) -> Result<Gr
     d.end()?;
 
     let mut nodes = Vec::with_capacity(n_nodes.min(1 << 24));
-    scan(db, cf, &key(graph_id, TAG_NODE, None, None), |k, v| {
-        let idx = be_u32(&k[5..])?;
-        if idx as usize != nodes.len() {
-            return Err(Error::Corrupt(format!(
-                "graph {graph_id}: node {} is missing",
-                nodes.len()
-            )));
-        }
-        nodes.push(decode_node(v, graph_id, idx)?);
-        Ok(())
-    })?;
+    scan(
+        db,
+        cf,
+        &graph_key(graph_id, GraphTag::Node, None),
+        |k, v| {
+            let idx = be_u32(&k[5..])?;
+            if idx as usize != nodes.len() {
+                return Err(Error::Corrupt(format!(
+                    "graph {graph_id}: node {} is missing",
+                    nodes.len()
+                )));
+            }
+            nodes.push(decode_node(v, graph_id, idx)?);
+            Ok(())
+        },
+    )?;
     if nodes.len() != n_nodes {
         return Err(Error::Corrupt(format!(
             "graph {graph_id}: {} nodes stored, header says {n_nodes}",
@@ -135,22 +114,27 @@ pub(crate) fn read_graph(db: &DB, cf: &ColumnFamily, graph_id: u32) -> Result<Gr
         )));
     }
     let mut edges = Vec::with_capacity(n_edges.min(1 << 28));
-    scan(db, cf, &key(graph_id, TAG_EDGES, None, None), |_, v| {
-        if v.len() % 16 != 0 {
-            return Err(Error::Corrupt(format!(
-                "graph {graph_id}: an edge chunk has {} bytes",
-                v.len()
-            )));
-        }
-        for r in v.chunks_exact(16) {
-            edges.push(Edge {
-                source: le_u32(&r[0..4]),
-                target: le_u32(&r[4..8]),
-                weight: le_f64(&r[8..16]),
-            });
-        }
-        Ok(())
-    })?;
+    scan(
+        db,
+        cf,
+        &graph_key(graph_id, GraphTag::Edges, None),
+        |_, v| {
+            if v.len() % 16 != 0 {
+                return Err(Error::Corrupt(format!(
+                    "graph {graph_id}: an edge chunk has {} bytes",
+                    v.len()
+                )));
+            }
+            for r in v.chunks_exact(16) {
+                edges.push(Edge {
+                    source: le_u32(&r[0..4]),
+                    target: le_u32(&r[4..8]),
+                    weight: le_f64(&r[8..16]),
+                });
+            }
+            Ok(())
+        },
+    )?;
     if edges.len() != n_edges {
         return Err(Error::Corrupt(format!(
             "graph {graph_id}: {} edges stored, header says {n_edges}",
@@ -175,70 +159,11 @@ pub(crate) fn read_graph(db: &DB, cf: &ColumnFamily, graph_id: u32) -> Result<Gr
     })
 }
 
-/// The input edges of node `node_index`, sources ascending: one range scan.
-pub(crate) fn node_inputs(
-    db: &DB,
-    cf: &ColumnFamily,
-    graph_id: u32,
-    node_index: u32,
-) -> Result<Vec<Edge>> {
-    let mut out = Vec::new();
-    scan(
-        db,
-        cf,
-        &key(graph_id, TAG_IN, Some(node_index), None),
-        |k, v| {
-            out.push(Edge {
-                source: be_u32(&k[9..])?,
-                target: node_index,
-                weight: weight_value(v, graph_id)?,
-            });
-            Ok(())
-        },
-    )?;
-    Ok(out)
-}
-
-/// The output edges of node `node_index`, targets ascending: one range scan.
-pub(crate) fn node_outputs(
-    db: &DB,
-    cf: &ColumnFamily,
-    graph_id: u32,
-    node_index: u32,
-) -> Result<Vec<Edge>> {
-    let mut out = Vec::new();
-    scan(
-        db,
-        cf,
-        &key(graph_id, TAG_OUT, Some(node_index), None),
-        |k, v| {
-            out.push(Edge {
-                source: node_index,
-                target: be_u32(&k[9..])?,
-                weight: weight_value(v, graph_id)?,
-            });
-            Ok(())
-        },
-    )?;
-    Ok(out)
-}
-
-/// Deletes every key of graph `graph_id` (one range delete: `gid | 0x00` up to `gid | 0xFF`).
+/// Deletes every key of graph `graph_id`, format 1's adjacency keys included (one range
+/// delete: `gid | 0x00` up to `gid | 0xFF`).
 pub(crate) fn delete_graph(batch: &mut WriteBatch, cf: &ColumnFamily, graph_id: u32) {
-    let from = graph_id.to_be_bytes().to_vec();
-    let mut to = from.clone();
-    to.push(0xFF);
+    let (from, to) = graph_range(graph_id);
     batch.delete_range_cf(cf, from, to);
-}
-
-fn weight_value(v: &[u8], graph_id: u32) -> Result<f64> {
-    if v.len() != 8 {
-        return Err(Error::Corrupt(format!(
-            "graph {graph_id}: an edge weight has {} bytes",
-            v.len()
-        )));
-    }
-    Ok(le_f64(v))
 }
 
 /// Calls `f` for every key starting with `prefix`, in key order.
@@ -539,44 +464,11 @@ mod tests {
         db.write(batch).unwrap();
         assert_eq!(read_graph(&db, cf, 7).unwrap(), g);
         assert_eq!(read_graph(&db, cf, u32::MAX).unwrap(), other);
-        let ins = node_inputs(&db, cf, 7, 3).unwrap();
         assert_eq!(
-            ins,
-            vec![
-                Edge {
-                    source: 0,
-                    target: 3,
-                    weight: 0.25
-                },
-                Edge {
-                    source: 1,
-                    target: 3,
-                    weight: -2.0
-                },
-                Edge {
-                    source: 2,
-                    target: 3,
-                    weight: 1.0
-                }
-            ]
+            db.iterator_cf(cf, IteratorMode::Start).count(),
+            3 * (1 + 4 + 1),
+            "a header, 4 nodes and 1 edge chunk a graph: no adjacency keys"
         );
-        let outs = node_outputs(&db, cf, 7, 0).unwrap();
-        assert_eq!(
-            outs,
-            vec![
-                Edge {
-                    source: 0,
-                    target: 1,
-                    weight: 0.5
-                },
-                Edge {
-                    source: 0,
-                    target: 3,
-                    weight: 0.25
-                }
-            ]
-        );
-        assert!(node_inputs(&db, cf, 7, 0).unwrap().is_empty());
         let mut batch = WriteBatch::default();
         delete_graph(&mut batch, cf, 7);
         delete_graph(&mut batch, cf, u32::MAX);
@@ -588,7 +480,7 @@ mod tests {
         ));
         assert_eq!(read_graph(&db, cf, 8).unwrap(), other);
         let n = db.iterator_cf(cf, IteratorMode::Start).count();
-        assert_eq!(n, 1 + 4 + 1 + 2 * 4, "only graph 8's keys remain");
+        assert_eq!(n, 1 + 4 + 1, "only graph 8's keys remain");
     }
 
     #[test]
@@ -612,16 +504,6 @@ mod tests {
             db.write(batch).unwrap();
             let back = read_graph(&db, cf, gid as u32).unwrap();
             assert_eq!(back, g);
-            for v in [0u32, g.nodes.len() as u32 / 2, g.nodes.len() as u32 - 1] {
-                let mut want: Vec<Edge> =
-                    g.edges.iter().filter(|e| e.target == v).copied().collect();
-                want.sort_by_key(|e| e.source);
-                assert_eq!(node_inputs(&db, cf, gid as u32, v).unwrap(), want);
-                let mut want: Vec<Edge> =
-                    g.edges.iter().filter(|e| e.source == v).copied().collect();
-                want.sort_by_key(|e| e.target);
-                assert_eq!(node_outputs(&db, cf, gid as u32, v).unwrap(), want);
-            }
         }
     }
 
@@ -672,12 +554,41 @@ mod tests {
         db.write(batch).unwrap();
         let back = read_graph(&db, cf, 3).unwrap();
         assert_eq!(back, g);
-        let want: Vec<Edge> = g
-            .edges
-            .iter()
-            .filter(|e| e.target == 200)
-            .copied()
-            .collect();
-        assert_eq!(node_inputs(&db, cf, 3, 200).unwrap(), want);
+    }
+
+    /// A format 1 graph (with its per-edge adjacency keys) reads as it was written, and
+    /// deleting it removes those keys too.
+    #[test]
+    fn a_format_1_graph_reads_and_deletes_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let cf = db.cf_handle("graphs").unwrap();
+        let g = sample();
+        let mut batch = WriteBatch::default();
+        write_graph(&mut batch, cf, 5, &g).unwrap();
+        db.write(batch).unwrap();
+        // Rewrite the header's version byte and add format 1's keys, as that build wrote them.
+        let hk = graph_key(5, GraphTag::Header, None);
+        let mut header = db.get_cf(cf, &hk).unwrap().unwrap();
+        header[0] = 1;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, &hk, header);
+        for e in &g.edges {
+            let w = e.weight.to_le_bytes();
+            let mut i = graph_key(5, GraphTag::Node, Some(e.target));
+            i[4] = b'i';
+            i.extend_from_slice(&e.source.to_be_bytes());
+            let mut o = graph_key(5, GraphTag::Node, Some(e.source));
+            o[4] = b'o';
+            o.extend_from_slice(&e.target.to_be_bytes());
+            batch.put_cf(cf, i, w);
+            batch.put_cf(cf, o, w);
+        }
+        db.write(batch).unwrap();
+        assert_eq!(read_graph(&db, cf, 5).unwrap(), g);
+        let mut batch = WriteBatch::default();
+        delete_graph(&mut batch, cf, 5);
+        db.write(batch).unwrap();
+        assert_eq!(db.iterator_cf(cf, IteratorMode::Start).count(), 0);
     }
 }

@@ -25,6 +25,16 @@ impl Exec<'_> {
                     .map_err(|e| self.engine(graph.span, e))?;
                 Ok(graph_record(&info))
             }
+            Statement::DropGraph { graph } => {
+                let g = self
+                    .store
+                    .drop_graph(&graph.value)
+                    .map_err(|e| self.engine(graph.span, e))?;
+                Ok(ResultSet::message(format!(
+                    "dropped graph {} ({} nodes, {} edges)",
+                    g.name, g.nodes, g.edges
+                )))
+            }
             Statement::Top {
                 k,
                 feature,

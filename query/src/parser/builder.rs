@@ -38,6 +38,15 @@ impl Builder<'_> {
                     graph: self.text(&name),
                 })
             }
+            Rule::drop_graph_stmt => {
+                let name = inner
+                    .into_inner()
+                    .find(|p| p.as_rule() == Rule::name)
+                    .expect("name");
+                Ok(Statement::DropGraph {
+                    graph: self.text(&name),
+                })
+            }
             Rule::describe_stmt => {
                 let target = inner
                     .into_inner()

@@ -36,6 +36,7 @@ fn help_everywhere_with_examples() {
         &["ingest", "activations"],
         &["ingest", "vocab"],
         &["ingest", "graph"],
+        &["drop", "graph"],
         &["info"],
         &["query"],
         &["run"],
@@ -587,6 +588,15 @@ fn ingest_graph_then_chains() {
         fixture("tokens.jsonl").to_str().unwrap(),
     ]);
     assert!(err.contains("tokens.jsonl"), "{err}");
+    // Dropped: gone from the store, and a second drop names what is missing.
+    let out = ok(&["drop", "graph", s(&store), "dallas"]);
+    assert!(
+        out.contains(&format!("dropped graph dallas ({} nodes", nodes.len())),
+        "{out}"
+    );
+    assert_eq!(info_json(&store)["graphs"], serde_json::json!([]));
+    let err = fails(&["drop", "graph", s(&store), "dallas"]);
+    assert!(err.contains("unknown graph 'dallas'"), "{err}");
 }
 
 #[test]

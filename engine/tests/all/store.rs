@@ -1,8 +1,7 @@
 //! The store against brute force: every answer is recomputed here from the fixture files with
 //! plain loops over the raw tensors (read with the `safetensors` crate, not the engine's readers).
 
-mod common;
-use common::load_minilm;
+use crate::common::load_minilm;
 use half::f16;
 use saedb_engine::{Error, FeatureRef, NoProgress, Store};
 use safetensors::SafeTensors;

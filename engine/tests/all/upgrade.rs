@@ -4,8 +4,7 @@
 //! upgrades them, resuming an upgrade a crash interrupted; every answer stays the same and
 //! `check` passes. Any other version is refused with advice.
 
-mod common;
-use common::load_minilm;
+use crate::common::load_minilm;
 use saedb_engine::{FeatureRef, OpenOptions, Progress, Store, FORMAT_VERSION};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -51,7 +51,14 @@ fn latents() -> Vec<(u32, u32, u32, f32)> {
         .0
         .into_iter()
         .enumerate()
-        .map(|(i, v)| (loc[3 * i] as u32, loc[3 * i + 1] as u32, loc[3 * i + 2] as u32, v))
+        .map(|(i, v)| {
+            (
+                loc[3 * i] as u32,
+                loc[3 * i + 1] as u32,
+                loc[3 * i + 2] as u32,
+                v,
+            )
+        })
         .filter(|e| e.2 < FEATURES)
         .collect()
 }
@@ -139,13 +146,19 @@ fn answers_match_the_fixture_files(s: &Store) {
         assert_eq!(got, want, "doc {doc} pos {pos}");
     }
     // The decoder rows: W_dec's first rows.
-    let w = std::fs::read(repo().join("fixtures/minilm-mini/sae_L2/sae_weights.safetensors")).unwrap();
+    let w =
+        std::fs::read(repo().join("fixtures/minilm-mini/sae_L2/sae_weights.safetensors")).unwrap();
     let (w_dec, _) = floats(&SafeTensors::deserialize(&w).unwrap(), "W_dec");
     for feature in [0, 7, FEATURES - 1] {
         let row = &w_dec[feature as usize * 384..(feature as usize + 1) * 384];
         assert_eq!(s.decoder_row(&FeatureRef::new("L2", feature)).unwrap(), row);
     }
-    assert_eq!(s.neighbours(&FeatureRef::new("L2", 3), None, 5).unwrap().len(), 5);
+    assert_eq!(
+        s.neighbours(&FeatureRef::new("L2", 3), None, 5)
+            .unwrap()
+            .len(),
+        5
+    );
     assert_eq!(
         s.label(&FeatureRef::new("L2", 3)).unwrap().as_deref(),
         Some("fixture label")
@@ -188,7 +201,8 @@ fn write_the_v4_fixture_store() {
     let _ = std::fs::remove_dir_all(&dir);
     let s = OpenOptions::new().create(true).open(&dir).unwrap();
     let fx = repo().join("fixtures/minilm-mini");
-    s.ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress).unwrap();
+    s.ingest_tokens(&fx.join("tokens.jsonl"), &NoProgress)
+        .unwrap();
     let w = std::fs::read(fx.join("sae_L2/sae_weights.safetensors")).unwrap();
     let w = SafeTensors::deserialize(&w).unwrap();
     let (d_in, cut) = (384usize, FEATURES as usize);
@@ -224,7 +238,11 @@ fn write_the_v4_fixture_store() {
     )
     .unwrap();
     let all = latents();
-    let col = |i: usize| all.iter().map(move |e| [e.0, e.1, e.2][i]).collect::<Vec<u32>>();
+    let col = |i: usize| {
+        all.iter()
+            .map(move |e| [e.0, e.1, e.2][i])
+            .collect::<Vec<u32>>()
+    };
     let values: Vec<f32> = all.iter().map(|e| e.3).collect();
     let sparse = SparseActivations {
         doc: &col(0),
@@ -239,9 +257,14 @@ fn write_the_v4_fixture_store() {
         &NoProgress,
     )
     .unwrap();
-    s.set_label(&FeatureRef::new("L2", 3), "fixture label").unwrap();
-    s.ingest_graph("small", &repo().join("fixtures/graphs/small.json"), &NoProgress)
+    s.set_label(&FeatureRef::new("L2", 3), "fixture label")
         .unwrap();
+    s.ingest_graph(
+        "small",
+        &repo().join("fixtures/graphs/small.json"),
+        &NoProgress,
+    )
+    .unwrap();
     s.compact().unwrap();
     drop(s);
     // RocksDB's info logs are not part of the store.

@@ -1510,3 +1510,42 @@ fn labelled_dallas_to_austin_shows_labels() {
         println!("influence {:.4} {:?} {}", i.influence, i.kind, i.label);
     }
 }
+
+/// DROP GRAPH: the graph and its name go in one commit, other graphs stay, the name can be
+/// used again, and the store checks clean (also after reopening).
+#[test]
+fn dropping_a_graph_removes_it_whole() {
+    use saedb_engine::{NoProgress, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::create_or_open(dir.path()).unwrap();
+    let file = fixture("small.json");
+    s.ingest_graph("a", &file, &NoProgress).unwrap();
+    s.ingest_graph("b", &file, &NoProgress).unwrap();
+    let want = small();
+    let dropped = s.drop_graph("a").unwrap();
+    assert_eq!(
+        (dropped.nodes, dropped.edges),
+        (want.nodes.len() as u64, want.edges.len() as u64)
+    );
+    let names: Vec<String> = s.graphs().unwrap().into_iter().map(|g| g.name).collect();
+    assert_eq!(names, ["b"]);
+    assert!(matches!(s.graph("a"), Err(Error::UnknownGraph { .. })));
+    let q = query(&want.nodes[want.nodes.len() - 1].id);
+    assert!(matches!(s.chains("a", &q), Err(Error::UnknownGraph { .. })));
+    assert!(matches!(s.drop_graph("a"), Err(Error::UnknownGraph { .. })));
+    assert_eq!(s.graph("b").unwrap().edges, want.edges);
+    assert!(s.check().unwrap().is_ok());
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert!(matches!(s.graph("a"), Err(Error::UnknownGraph { .. })));
+    s.ingest_graph("a", &file, &NoProgress).unwrap();
+    assert_eq!(s.graph("a").unwrap().edges, want.edges);
+    assert!(s.check().unwrap().is_ok());
+    let ro = Store::open_read_only(dir.path());
+    drop(s);
+    let e = ro
+        .or_else(|_| Store::open_read_only(dir.path()))
+        .unwrap()
+        .drop_graph("a");
+    assert!(e.unwrap_err().to_string().contains("read-only"));
+}

@@ -1,7 +1,6 @@
 //! One writer and several readers in one process; a second process reading while an ingest runs.
 
-mod common;
-use common::load_minilm;
+use crate::common::load_minilm;
 use saedb_engine::{FeatureRef, NoProgress, Store};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,7 +113,7 @@ fn a_second_process_reads_while_an_ingest_runs() {
     // The reader is this test binary in another process, opening read-only.
     let exe = std::env::current_exe().unwrap();
     let child = std::process::Command::new(exe)
-        .args(["--exact", "read_only_child", "--nocapture"])
+        .args(["--exact", "concurrency::read_only_child", "--nocapture"])
         .env("SAEDB_READER_STORE", dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

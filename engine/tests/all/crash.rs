@@ -135,7 +135,12 @@ fn kill_ingests_at_random_moments() {
                 next(&mut seed) % (full_time.as_micros() as u64 * 3 + 50_000),
             );
             let mut child = Command::new(&exe)
-                .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "crash::crash_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("SAEDB_CRASH_CHILD", kind)
                 .env("SAEDB_CRASH_STORE", &dir)
                 .stdout(std::process::Stdio::null())
