@@ -10,5 +10,6 @@ mod formats;
 mod graph;
 mod graph_fuzz;
 mod memory;
+mod model;
 mod store;
 mod upgrade;
