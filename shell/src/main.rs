@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod demo;
 mod editing;
+mod interrupt;
 mod output;
 mod progress;
 mod repl;

@@ -6,6 +6,7 @@
 
 use crate::cli::{OutputArgs, OutputFormat};
 use crate::editing::{Names, ShellHelper, DOT_COMMANDS};
+use crate::interrupt;
 use crate::output::{self, one_line};
 use crate::statements::{execute_printing, human_duration, read_script, Printer};
 use crate::stores::open_existing;
@@ -40,7 +41,9 @@ Shell commands:
   .open STORE               switch to another store
   .dicts                    list the dictionaries of the store
   .read FILE                run a script file
-  .quit / .exit             leave (Ctrl-D too; Ctrl-C drops the statement being typed)
+  .quit / .exit             leave (Ctrl-D too)
+
+Ctrl-C drops the statement being typed, or stops the one running (the shell stays).
 
 History: {history}";
 
@@ -117,6 +120,7 @@ impl Shell {
         if std::io::stdin().is_terminal() {
             output::print(&self.banner());
         }
+        interrupt::install();
         let mut buf = String::new();
         loop {
             let prompt = if buf.is_empty() { PROMPT } else { CONTINUATION };
@@ -186,6 +190,7 @@ impl Shell {
     /// Runs statements; an error is printed with its caret and the shell carries on.
     fn execute(&mut self, source: &str) {
         self.printer.reset();
+        interrupt::watch(self.session.cancel_handle());
         let t = Instant::now();
         match execute_printing(&mut self.session, source, &mut self.printer) {
             Ok(n) => {
@@ -272,6 +277,7 @@ impl Shell {
                     match read_script(&PathBuf::from(unquote_arg(arg))) {
                         Ok((source, origin)) => {
                             self.printer.reset();
+                            interrupt::watch(self.session.cancel_handle());
                             if let Err(e) =
                                 execute_printing(&mut self.session, &source, &mut self.printer)
                             {

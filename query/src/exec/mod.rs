@@ -103,6 +103,15 @@ impl Session {
         let ranges = split_statements(source);
         let n = ranges.len();
         for r in ranges {
+            // A script stops between statements too, not only inside the long reads.
+            if self.cancel.is_set() {
+                return Err(QueryError::at(
+                    source,
+                    Span::new(r.start, r.end),
+                    ErrorKind::Cancelled,
+                    "cancelled before this statement ran; the statements before it have run",
+                ));
+            }
             let stmt = parse_statement(source, r)?;
             let rs = self.execute_statement(source, &stmt)?;
             on_result(rs);

@@ -276,6 +276,31 @@ fn the_shell_in_a_real_terminal() {
         s.contains("tour.sdq:2:10: error")
     });
 
+    // A line that ends inside a string runs at once: no later line can close it.
+    t.line("SEARCH LABELS \"never closed");
+    t.wait_for("the unterminated string", 10, |s| {
+        s.contains("<shell>:1:15: error: unterminated string")
+    });
+
+    // Ctrl-C while a statement runs stops it (here between the statements of a long script);
+    // the shell stays, on the same store.
+    let long = store.with_file_name("long.sdq");
+    std::fs::write(&long, "USE L2;\n".repeat(1_000_000)).unwrap();
+    t.line(&format!(".read {}", long.display()));
+    t.wait_for("the long script to run", 30, |s| {
+        s.matches("using dictionary L2").count() > 3
+    });
+    t.send(&["C-c"]);
+    let shown = t.wait_for("the interrupted script", 60, |s| {
+        s.contains("cancelled before this statement ran") && s.trim_end().ends_with("saedb>")
+    });
+    assert!(shown.contains("long.sdq:"), "{shown}");
+    t.line("SHOW GRAPHS;");
+    t.wait_for("the shell after the interrupt", 30, |s| {
+        s.rfind("SHOW GRAPHS;")
+            .is_some_and(|i| s[i..].contains("(0 rows)"))
+    });
+
     // .open another store.
     let other = store.with_file_name("other.saedb");
     ok(&[
