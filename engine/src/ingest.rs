@@ -745,6 +745,9 @@ impl Store {
             || feature_major_blocks(dict, ingest_id, info.d_sae, &entries),
         );
         progress.finish();
+        // Encoding is the long part and has written nothing: a cancel seen here leaves no
+        // orphan blocks behind.
+        check_cancelled(progress)?;
         progress.start("writing blocks", 0);
         let (token_written, feature_written) = rayon::join(
             || self.ingest_blocks(CF_TOKEN_MAJOR, ingest_id, as_slices(&token_blocks)),

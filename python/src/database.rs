@@ -1,10 +1,11 @@
 //! `saedb.open()` and `saedb.Database`: a store and a query session over it.
 
 use crate::errors::{engine_error, query_error, Error, InputError};
+use crate::progress;
 use crate::result::QueryResult;
 use crate::statement::{self, clause, quote, FeatureArg};
 use pyo3::prelude::*;
-use saedb_engine::{FeatureRef, Store};
+use saedb_engine::{FeatureRef, OpenOptions, Store};
 use saedb_query::Session;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,38 +29,24 @@ pub struct Database {
     state: Mutex<Option<OpenStore>>,
 }
 
-/// Opens the store at `path` (created if missing, unless `read_only`).
+/// Opens the store at `path` (created if missing, unless `read_only`). Opening a store of an
+/// older format upgrades it (unless `read_only`), with a progress bar as ingests draw.
 #[pyfunction]
-#[pyo3(signature = (path, read_only = false))]
-pub fn open(py: Python<'_>, path: PathBuf, read_only: bool) -> PyResult<Database> {
-    let opened = py.detach(|| open_store(&path, read_only));
-    let store = Arc::new(opened.map_err(|e| engine_error(py, e))?);
+#[pyo3(signature = (path, read_only = false, *, progress = None))]
+pub fn open(
+    py: Python<'_>,
+    path: PathBuf,
+    read_only: bool,
+    progress: Option<Bound<'_, PyAny>>,
+) -> PyResult<Database> {
+    let cb = progress::resolve_callback(py, progress)?;
+    let options = OpenOptions::new().create(!read_only).read_only(read_only);
+    let store = Arc::new(progress::run(py, cb, |p| options.progress(p).open(&path))?);
     let session = Session::new(store.clone());
     Ok(Database {
         path,
         read_only,
         state: Mutex::new(Some(OpenStore { store, session })),
-    })
-}
-
-fn open_store(path: &std::path::Path, read_only: bool) -> saedb_engine::Result<Store> {
-    let opened = if read_only {
-        Store::open_read_only(path)
-    } else {
-        Store::create_or_open(path)
-    };
-    // TEMP until the engine reports a held lock itself.
-    opened.map_err(|e| {
-        let m = e.to_string();
-        if m.contains("lock hold by current process")
-            || m.contains("Resource temporarily unavailable")
-        {
-            saedb_engine::Error::Locked {
-                path: path.to_path_buf(),
-            }
-        } else {
-            e
-        }
     })
 }
 

@@ -5,6 +5,7 @@
 //! Python needs: numpy and Arrow conversions, exceptions, releasing the GIL during long work, and
 //! turning Ctrl-C and a `progress=` callback into the engine's cancellation.
 
+mod arrays;
 mod arrow;
 mod database;
 mod errors;

@@ -195,8 +195,14 @@ def test_progress_callback_and_gil_released(big):
     assert db.info()["dictionaries"][0]["nonzeros"] == len(coo["value"])
 
 
+def visible(info):
+    """What a store shows, less its size on disk: a cancel that came while blocks were being
+    written leaves them as invisible orphans, as a crash would (`saedb check --repair`)."""
+    return {k: v for k, v in info.items() if k != "bytes_on_disk"}
+
+
 def assert_untouched(db, before):
-    assert db.info() == before
+    assert visible(db.info()) == visible(before)
     assert len(db.top_activations("S/5", k=5)) == 0
 
 
