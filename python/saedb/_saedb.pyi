@@ -83,7 +83,7 @@ class Database:
     """An open store. A context manager; ``close()`` releases it."""
 
     @property
-    def path(self) -> str: ...
+    def path(self) -> "os.PathLike[str]": ...
     @property
     def read_only(self) -> bool: ...
     @property
@@ -148,6 +148,9 @@ class Database:
         k: Optional[int] = None,
         threshold: Optional[npt.ArrayLike] = None,
         hook: Optional[str] = None,
+        apply_b_dec_to_input: bool = True,
+        layer: Optional[int] = None,
+        model: Optional[str] = None,
         defer_index: bool = False,
         progress: Progress = None,
     ) -> IngestReport:
@@ -196,5 +199,6 @@ class Database:
     def ingest_graph(self, name: str, path: PathLike, *, progress: Progress = None) -> IngestReport:
         """A circuit-tracer attribution graph (JSON)."""
 
-def open(path: PathLike, read_only: bool = False) -> Database:
-    """Opens the store at ``path`` (created if missing, unless ``read_only``)."""
+def open(path: PathLike, read_only: bool = False, *, progress: Progress = None) -> Database:
+    """Opens the store at ``path`` (created if missing, unless ``read_only``). A store of an
+    older format is upgraded by a writable open, reporting to ``progress``."""
