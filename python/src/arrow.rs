@@ -109,7 +109,10 @@ fn text(v: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         Value::List(items) => Some(items.iter().filter_map(text).collect::<Vec<_>>().join(", ")),
         Value::Context { tokens, center } => Some(saedb_query::render::context_text(
-            tokens, *center, "[", "]", false, false,
+            tokens,
+            Some(*center),
+            "[",
+            "]",
         )),
         Value::Histogram(bins) => Some(saedb_query::render::sparkline(bins)),
     }
