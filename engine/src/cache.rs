@@ -29,6 +29,23 @@ impl Derived {
         Ok(())
     }
 
+    /// The `T` kept under `id`, made by `make` and kept first if there is none (atomically: two
+    /// callers never keep two).
+    pub(crate) fn get_or_insert<T: Any + Send + Sync>(
+        &self,
+        id: u32,
+        make: impl FnOnce() -> T,
+    ) -> Result<Arc<T>> {
+        let mut map = self.0.lock().map_err(|_| Error::Poisoned)?;
+        let entry = map
+            .entry((TypeId::of::<T>(), id))
+            .or_insert_with(|| Arc::new(make()));
+        entry
+            .clone()
+            .downcast::<T>()
+            .map_err(|_| Error::Corrupt("derived data of the wrong type".to_string()))
+    }
+
     /// Forgets the `T` under `id`.
     pub(crate) fn remove<T: Any + Send + Sync>(&self, id: u32) -> Result<()> {
         let mut map = self.0.lock().map_err(|_| Error::Poisoned)?;

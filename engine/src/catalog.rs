@@ -2,6 +2,7 @@
 //! ingests, counters), one record under `meta/catalog` (its bytes: `records.rs`). Rewriting it
 //! is the commit point of every ingest; readers ignore blocks of ingests it does not list.
 
+use crate::model::ModelInfo;
 use crate::types::{DictionaryInfo, GraphInfo, VocabularyInfo};
 use crate::{Error, Result};
 use std::collections::HashSet;
@@ -18,6 +19,8 @@ pub(crate) struct Catalog {
     pub(crate) ingests: Vec<IngestRecord>,
     pub(crate) documents: u64,
     pub(crate) tokens: u64,
+    /// Registered models, in registration order (`models.rs`).
+    pub(crate) models: Vec<ModelInfo>,
 }
 
 #[derive(Debug, Clone)]

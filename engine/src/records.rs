@@ -9,6 +9,8 @@
 //! and fails if they move.
 
 use crate::catalog::{Catalog, GraphEntry, IngestRecord};
+use crate::model::ModelInfo;
+use crate::model::{ModelArchitecture, ModelConfig};
 use crate::types::{
     Architecture, DictionaryInfo, Document, GraphInfo, LogitInfo, NodeKind, VocabularyInfo,
 };
@@ -68,6 +70,52 @@ struct StoredCatalog {
     ingests: Vec<StoredIngest>,
     documents: u64,
     tokens: u64,
+    /// Absent in catalogs written before models could be registered: read as none.
+    #[serde(default)]
+    models: Vec<StoredModel>,
+}
+
+/// A registered model: where its files are and their content hashes at registration, and its
+/// parsed configuration (never the weights).
+#[derive(Serialize, Deserialize)]
+struct StoredModel {
+    name: String,
+    path: String,
+    content_hash: String,
+    tokenizer: String,
+    tokenizer_hash: String,
+    config: StoredModelConfig,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredModelConfig {
+    architecture: StoredModelArchitecture,
+    n_layers: u64,
+    d_model: u64,
+    d_mlp: u64,
+    n_heads: u64,
+    n_kv_heads: u64,
+    head_dim: u64,
+    vocab_size: u64,
+    max_positions: u64,
+    norm_eps: f64,
+    rope_theta: Option<f64>,
+    tied_embeddings: bool,
+    attn_softcap: Option<f64>,
+    final_softcap: Option<f64>,
+    sliding_window: Option<u64>,
+    query_pre_attn_scalar: Option<f64>,
+    bos_token_id: Option<u32>,
+    eos_token_id: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StoredModelArchitecture {
+    Llama,
+    Bert,
+    Gemma2,
+    Gpt2,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -184,6 +232,7 @@ pub(crate) fn encode_catalog(c: &Catalog) -> Result<Vec<u8>> {
             .collect(),
         documents: c.documents,
         tokens: c.tokens,
+        models: c.models.iter().map(stored_model).collect(),
     };
     serde_json::to_vec(&stored).map_err(|e| Error::Corrupt(format!("catalog: {e}")))
 }
@@ -223,7 +272,80 @@ pub(crate) fn decode_catalog(bytes: &[u8]) -> Result<Catalog> {
             .collect(),
         documents: c.documents,
         tokens: c.tokens,
+        models: c.models.into_iter().map(model_info).collect(),
     })
+}
+
+fn stored_model(m: &ModelInfo) -> StoredModel {
+    let c = &m.config;
+    StoredModel {
+        name: m.name.clone(),
+        path: m.path.clone(),
+        content_hash: m.content_hash.clone(),
+        tokenizer: m.tokenizer.clone(),
+        tokenizer_hash: m.tokenizer_hash.clone(),
+        config: StoredModelConfig {
+            architecture: match c.architecture {
+                ModelArchitecture::Llama => StoredModelArchitecture::Llama,
+                ModelArchitecture::Bert => StoredModelArchitecture::Bert,
+                ModelArchitecture::Gemma2 => StoredModelArchitecture::Gemma2,
+                ModelArchitecture::Gpt2 => StoredModelArchitecture::Gpt2,
+            },
+            n_layers: c.n_layers as u64,
+            d_model: c.d_model as u64,
+            d_mlp: c.d_mlp as u64,
+            n_heads: c.n_heads as u64,
+            n_kv_heads: c.n_kv_heads as u64,
+            head_dim: c.head_dim as u64,
+            vocab_size: c.vocab_size as u64,
+            max_positions: c.max_positions as u64,
+            norm_eps: c.norm_eps,
+            rope_theta: c.rope_theta,
+            tied_embeddings: c.tied_embeddings,
+            attn_softcap: c.attn_softcap,
+            final_softcap: c.final_softcap,
+            sliding_window: c.sliding_window.map(|w| w as u64),
+            query_pre_attn_scalar: c.query_pre_attn_scalar,
+            bos_token_id: c.bos_token_id,
+            eos_token_id: c.eos_token_id,
+        },
+    }
+}
+
+fn model_info(m: StoredModel) -> ModelInfo {
+    let c = m.config;
+    ModelInfo {
+        name: m.name,
+        path: m.path,
+        content_hash: m.content_hash,
+        tokenizer: m.tokenizer,
+        tokenizer_hash: m.tokenizer_hash,
+        config: ModelConfig {
+            architecture: match c.architecture {
+                StoredModelArchitecture::Llama => ModelArchitecture::Llama,
+                StoredModelArchitecture::Bert => ModelArchitecture::Bert,
+                StoredModelArchitecture::Gemma2 => ModelArchitecture::Gemma2,
+                StoredModelArchitecture::Gpt2 => ModelArchitecture::Gpt2,
+            },
+            n_layers: c.n_layers as usize,
+            d_model: c.d_model as usize,
+            d_mlp: c.d_mlp as usize,
+            n_heads: c.n_heads as usize,
+            n_kv_heads: c.n_kv_heads as usize,
+            head_dim: c.head_dim as usize,
+            vocab_size: c.vocab_size as usize,
+            max_positions: c.max_positions as usize,
+            norm_eps: c.norm_eps,
+            rope_theta: c.rope_theta,
+            tied_embeddings: c.tied_embeddings,
+            attn_softcap: c.attn_softcap,
+            final_softcap: c.final_softcap,
+            sliding_window: c.sliding_window.map(|w| w as usize),
+            query_pre_attn_scalar: c.query_pre_attn_scalar,
+            bos_token_id: c.bos_token_id,
+            eos_token_id: c.eos_token_id,
+        },
+    }
 }
 
 fn stored_dictionary(d: &DictionaryInfo) -> StoredDictionary {
@@ -396,6 +518,32 @@ mod tests {
         let c = decode_catalog(json).unwrap();
         assert_eq!(c.dictionaries[0].architecture, Architecture::TopK);
         assert_eq!(c.dictionaries[0].k, Some(2));
+        assert!(c.models.is_empty(), "a catalog from before models has none");
+        let mut again: serde_json::Value =
+            serde_json::from_slice(&encode_catalog(&c).unwrap()).unwrap();
+        assert_eq!(again["models"], serde_json::json!([]));
+        again.as_object_mut().unwrap().remove("models");
+        let orig: serde_json::Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(again, orig);
+    }
+
+    /// A registered model's record, field by field as docs/STORAGE.md gives it.
+    #[test]
+    fn a_model_is_stored_with_its_configuration() {
+        let json = br#"{"next_dict_id":0,"next_graph_id":0,"dictionaries":[],"vocabulary":null,
+            "graphs":[],"ingests":[],"documents":0,"tokens":0,"models":[{"name":"m",
+            "path":"/m.gguf","content_hash":"ab","tokenizer":"/t.json","tokenizer_hash":"cd",
+            "config":{"architecture":"gemma2","n_layers":3,"d_model":32,"d_mlp":48,"n_heads":4,
+            "n_kv_heads":2,"head_dim":16,"vocab_size":128,"max_positions":64,"norm_eps":1e-6,
+            "rope_theta":10000.0,"tied_embeddings":true,"attn_softcap":50.0,
+            "final_softcap":30.0,"sliding_window":8,"query_pre_attn_scalar":24.0,
+            "bos_token_id":2,"eos_token_id":null}}]}"#;
+        let c = decode_catalog(json).unwrap();
+        let m = &c.models[0];
+        assert_eq!(m.config.architecture, ModelArchitecture::Gemma2);
+        assert_eq!(m.config.sliding_window, Some(8));
+        assert_eq!(m.config.eos_token_id, None);
+        assert_eq!(m.tokenizer_hash, "cd");
         let again: serde_json::Value =
             serde_json::from_slice(&encode_catalog(&c).unwrap()).unwrap();
         let orig: serde_json::Value = serde_json::from_slice(json).unwrap();

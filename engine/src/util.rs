@@ -2,7 +2,7 @@
 //! for names, and the limits of reads.
 
 use crate::{Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Largest `k` / `LIMIT` any read accepts.
 pub const MAX_LIMIT: usize = 1_000_000;
@@ -41,8 +41,6 @@ pub(crate) fn validate_name(kind: &str, name: &str) -> Result<()> {
 
 /// xxh3-128 of a file's bytes, or of every file in a folder in name order.
 pub(crate) fn hash_path(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
     let mut files = Vec::new();
     if path.is_dir() {
         let mut stack = vec![path.to_path_buf()];
@@ -63,17 +61,25 @@ pub(crate) fn hash_path(path: &Path) -> Result<String> {
     } else {
         files.push(path.to_path_buf());
     }
+    hash_files(path, &files)
+}
+
+/// xxh3-128 of `files` in the order given, each preceded by its name relative to `root` (so a
+/// renamed file changes the hash too).
+pub(crate) fn hash_files(root: &Path, files: &[PathBuf]) -> Result<String> {
+    use std::io::Read;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     for f in files {
         h.update(
-            f.strip_prefix(path)
-                .unwrap_or(&f)
+            f.strip_prefix(root)
+                .unwrap_or(f)
                 .to_string_lossy()
                 .as_bytes(),
         );
-        let mut file = std::fs::File::open(&f).map_err(|e| Error::io(&f, e))?;
+        let mut file = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
         loop {
-            let n = file.read(&mut buf).map_err(|e| Error::io(&f, e))?;
+            let n = file.read(&mut buf).map_err(|e| Error::io(f, e))?;
             if n == 0 {
                 break;
             }

@@ -101,6 +101,8 @@ pub enum ResultKind {
     DocumentText,
     /// A statement that only reports what it did (`USE`).
     Message,
+    /// The models registered in a store (`saedb info`).
+    Models,
 }
 
 impl ResultKind {

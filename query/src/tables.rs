@@ -3,7 +3,7 @@
 
 use crate::render::context_text;
 use crate::result::{ResultKind, ResultSet, Value};
-use saedb_engine::{DictionaryInfo, Document};
+use saedb_engine::{DictionaryInfo, Document, ModelInfo};
 
 /// SHOW DICTIONARIES: one row per dictionary.
 pub fn dictionaries(dicts: &[DictionaryInfo]) -> ResultSet {
@@ -34,6 +34,36 @@ pub fn dictionaries(dicts: &[DictionaryInfo]) -> ResultSet {
             Value::opt_str(d.model.clone()),
             Value::Int(d.tokens_encoded as i64),
             Value::Int(d.nonzeros as i64),
+        ]);
+    }
+    rs
+}
+
+/// The registered models: one row per model, with the configuration that says what it can run.
+pub fn models(models: &[ModelInfo]) -> ResultSet {
+    let mut rs = ResultSet::new(
+        ResultKind::Models,
+        &[
+            "name",
+            "architecture",
+            "blocks",
+            "d_model",
+            "vocab",
+            "context",
+            "path",
+        ],
+    );
+    let int = |n: usize| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    for m in models {
+        let c = &m.config;
+        rs.rows.push(vec![
+            Value::str(&m.name),
+            Value::str(c.architecture.to_string()),
+            int(c.n_layers),
+            int(c.d_model),
+            int(c.vocab_size),
+            int(c.max_positions),
+            Value::str(&m.path),
         ]);
     }
     rs

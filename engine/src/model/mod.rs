@@ -24,12 +24,15 @@ pub mod hooks;
 mod intervene;
 mod llama;
 mod ops;
+mod registered;
 pub mod tokenizer;
 mod weights;
 
 pub use config::{ModelArchitecture, ModelConfig};
 pub use generate::{GenerateOptions, Generated};
 pub use intervene::Intervention;
+pub(crate) use registered::{find_tokenizer, model_files};
+pub use registered::{LiveDictionary, ModelInfo};
 pub use tokenizer::{Encoded, TextTokenizer};
 
 use crate::{Error, Result};

@@ -28,12 +28,19 @@ impl TextTokenizer {
         if !path.is_file() {
             return Err(Error::bad_input(path, "no such tokenizer file"));
         }
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| {
+        let mut inner = tokenizers::Tokenizer::from_file(path).map_err(|e| {
             Error::bad_input(
                 path,
                 format!("not a tokenizer.json the tokenizers crate reads: {e}"),
             )
         })?;
+        // A tokenizer.json may pad every text to a fixed length and cut longer ones (MiniLM's
+        // pads to 128 with [PAD] and cuts there): the model must see exactly the text's tokens,
+        // and a text longer than its context is refused by name, never cut.
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::bad_input(path, format!("cannot turn truncation off: {e}")))?;
         let special_ids = inner
             .get_added_tokens_decoder()
             .into_iter()
@@ -69,6 +76,11 @@ impl TextTokenizer {
             .map(|(&id, added)| added || self.is_special(id))
             .collect();
         Ok(Encoded { ids, special })
+    }
+
+    /// Tokens in the vocabulary, added tokens included: every id it gives is below this.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
     }
 
     /// Whether `id` is one of the tokenizer's special (added, `special: true`) tokens.

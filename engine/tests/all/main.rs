@@ -11,5 +11,6 @@ mod graph;
 mod graph_fuzz;
 mod memory;
 mod model;
+mod model_store;
 mod store;
 mod upgrade;

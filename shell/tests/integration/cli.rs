@@ -36,6 +36,7 @@ fn help_everywhere_with_examples() {
         &["ingest", "activations"],
         &["ingest", "vocab"],
         &["ingest", "graph"],
+        &["ingest", "model"],
         &["drop", "graph"],
         &["info"],
         &["query"],
