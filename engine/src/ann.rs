@@ -231,6 +231,21 @@ impl Store {
         self.build_ann(info.id, &crate::NoProgress)
     }
 
+    /// Builds a dictionary's neighbour index now, unless it is built already (in memory or on
+    /// disk): what `IndexBuild::OnFirstUse` leaves to the first search, done ahead of it with
+    /// `progress` (a bar, a cancel).
+    pub fn build_index(&self, dict: &str, progress: &dyn Progress) -> Result<()> {
+        let info = self.dictionary(dict)?;
+        if self.derived.get::<AnnIndex>(info.id)?.is_some() {
+            return Ok(());
+        }
+        if let Some(a) = self.load_ann(&info)? {
+            self.derived.insert(info.id, Arc::new(a))?;
+            return Ok(());
+        }
+        self.build_ann(info.id, progress).map(|_| ())
+    }
+
     /// Whether a dictionary's index file exists (for `check`).
     pub fn has_ann_file(&self, dict: &str) -> Result<bool> {
         let info = self.dictionary(dict)?;

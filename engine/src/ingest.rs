@@ -5,11 +5,11 @@
 use crate::catalog::IngestRecord;
 use crate::codec::{encode_feature_block, encode_token_rows, stored_value, MAX_STORED_VALUE};
 use crate::encode::Encoder;
-use crate::formats::{self, sae::Sae};
+use crate::formats::{self, Matrix, Sae, SaeSource};
 use crate::keys::*;
 use crate::progress::check_cancelled;
 use crate::stats::StatsRecord;
-use crate::store::{poisoned, Store};
+use crate::store::{poisoned, tensor_rows_per_chunk, Store, TableFiles};
 use crate::types::*;
 use crate::util::{hash_path, validate_name};
 use crate::{Error, Progress, Result};
@@ -51,14 +51,14 @@ impl Store {
         let _writer = self.begin_dictionary(name)?;
         let started = Instant::now();
         progress.start("reading dictionary", 0);
-        let sae = formats::sae::load_sae(path)?;
+        let source = formats::open_sae(path)?;
         progress.finish();
         let hash = hash_path(path)?;
-        self.commit_dictionary(name, &sae, path, hash, index, progress)?;
+        self.commit_dictionary(name, &source, path, hash, index, progress)?;
         Ok(report(
             "dictionary",
             path,
-            sae.d_sae as u64,
+            source.sae.d_sae as u64,
             "features",
             started,
         ))
@@ -87,14 +87,10 @@ impl Store {
             hash.f32s(t);
         }
         hash.u32s(&[sae.architecture as u32, sae.k.unwrap_or(0) as u32]);
-        self.commit_dictionary(name, &sae, path, hash.finish(), index, progress)?;
-        Ok(report(
-            "dictionary",
-            path,
-            sae.d_sae as u64,
-            "features",
-            started,
-        ))
+        let d_sae = sae.d_sae as u64;
+        let source = SaeSource::from_sae(sae);
+        self.commit_dictionary(name, &source, path, hash.finish(), index, progress)?;
+        Ok(report("dictionary", path, d_sae, "features", started))
     }
 
     /// What every dictionary ingest does first: refuse a read-only store, a bad or taken name,
@@ -118,25 +114,20 @@ impl Store {
     fn commit_dictionary(
         &self,
         name: &str,
-        sae: &Sae,
+        source: &SaeSource,
         path: &Path,
         hash: String,
         index: IndexBuild,
         progress: &dyn Progress,
     ) -> Result<()> {
         check_cancelled(progress)?;
+        let sae = &source.sae;
         let mut catalog = self.catalog().clone();
         let id = catalog.next_dict_id;
         catalog.next_dict_id += 1;
         let ingest_id = self.allocate_ingest_id()?;
-        let mut batch = WriteBatch::default();
-        self.put_tensor(&mut batch, id, Tensor::WEnc, &sae.w_enc, sae.d_sae);
-        self.put_tensor(&mut batch, id, Tensor::BEnc, &sae.b_enc, sae.d_sae);
-        self.put_tensor(&mut batch, id, Tensor::WDec, &sae.w_dec, sae.d_in);
-        self.put_tensor(&mut batch, id, Tensor::BDec, &sae.b_dec, sae.d_in);
-        if let Some(t) = &sae.threshold {
-            self.put_tensor(&mut batch, id, Tensor::Threshold, t, sae.d_sae);
-        }
+        self.write_dictionary_weights(id, ingest_id, source, progress)?;
+        let batch = WriteBatch::default();
         let info = DictionaryInfo {
             name: name.to_string(),
             id,
@@ -172,6 +163,44 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
+    }
+
+    /// Writes a dictionary's tensors under its id as table files, the matrices a chunk of rows at
+    /// a time as they are read ([`SaeSource::for_each_chunk`]): nothing holds `W_enc` or `W_dec`
+    /// whole. A value that is not finite, an unreadable file or a cancel abandons the files
+    /// before anything enters the database. Chunks an earlier, uncommitted attempt left under
+    /// the same id (the id is only taken by the catalog's commit) are deleted first, so that
+    /// none of them outlives this write.
+    fn write_dictionary_weights(
+        &self,
+        id: u32,
+        ingest_id: u32,
+        source: &SaeSource,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let sae = &source.sae;
+        let owner_end = id
+            .checked_add(1)
+            .ok_or_else(|| Error::Corrupt(format!("dictionary id {id} is the largest possible")))?;
+        self.db.delete_range_cf(
+            self.cf(CF_WEIGHTS),
+            id.to_be_bytes(),
+            owner_end.to_be_bytes(),
+        )?;
+        progress.start("writing dictionary", (sae.d_in + sae.d_sae) as u64);
+        self.ingest_table_files(CF_WEIGHTS, ingest_id, |tables| {
+            // In key order: the tensor's number, then its chunks.
+            put_matrix(tables, id, Tensor::WEnc, source, Matrix::Encoder, progress)?;
+            put_small(tables, id, Tensor::BEnc, &sae.b_enc, sae.d_sae)?;
+            put_matrix(tables, id, Tensor::WDec, source, Matrix::Decoder, progress)?;
+            put_small(tables, id, Tensor::BDec, &sae.b_dec, sae.d_in)?;
+            match &sae.threshold {
+                Some(t) => put_small(tables, id, Tensor::Threshold, t, sae.d_sae),
+                None => Ok(()),
+            }
+        })?;
+        progress.finish();
         Ok(())
     }
 
@@ -1065,6 +1094,46 @@ fn report(kind: &str, path: &Path, items: u64, unit: &str, started: Instant) -> 
     }
 }
 
+/// A matrix of `source` as stored chunks of whole rows, read a chunk at a time.
+fn put_matrix(
+    tables: &mut TableFiles<'_>,
+    id: u32,
+    tensor: Tensor,
+    source: &SaeSource,
+    m: Matrix,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let (_, row_len) = source.shape(m);
+    let mut chunk = 0u32;
+    source.for_each_chunk(m, tensor_rows_per_chunk(row_len), |values| {
+        check_cancelled(progress)?;
+        tables.put(&weights_key(id, tensor, chunk), &f32_bytes(values))?;
+        chunk += 1;
+        progress.advance((values.len() / row_len.max(1)) as u64);
+        Ok(())
+    })
+}
+
+/// A tensor held in memory (biases, thresholds) as stored chunks of whole rows.
+fn put_small(
+    tables: &mut TableFiles<'_>,
+    id: u32,
+    tensor: Tensor,
+    values: &[f32],
+    row_len: usize,
+) -> Result<()> {
+    let rows = tensor_rows_per_chunk(row_len);
+    values
+        .chunks(rows * row_len.max(1))
+        .zip(0u32..)
+        .try_for_each(|(c, chunk)| tables.put(&weights_key(id, tensor, chunk), &f32_bytes(c)))
+}
+
+/// Float32 values as the little-endian bytes stored.
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
 /// Checks in-memory weights as the file readers check theirs, and copies them into an [`Sae`].
 fn sae_from_weights(path: &Path, w: &DictionaryWeights) -> Result<Sae> {
     let bad = |m: String| Err(Error::bad_input(path, m));
@@ -1205,3 +1274,6 @@ impl Hasher {
         format!("{:032x}", self.h.digest128())
     }
 }
+
+#[cfg(test)]
+mod dictionary_tests;

@@ -304,10 +304,34 @@ impl Store {
         ingest_id: u32,
         blocks: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Result<()> {
+        self.ingest_table_files(cf, ingest_id, |w| {
+            blocks
+                .into_iter()
+                .try_for_each(|(key, block)| w.put(key, block))
+        })
+    }
+
+    /// [`Store::ingest_blocks`] with the entries produced by `fill` (in key order) as it goes,
+    /// so that they need not be in memory at once. An error from `fill` abandons the files.
+    pub(crate) fn ingest_table_files(
+        &self,
+        cf: &str,
+        ingest_id: u32,
+        fill: impl FnOnce(&mut TableFiles<'_>) -> Result<()>,
+    ) -> Result<()> {
         let dir = self.path.join(INGEST_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let mut files = Vec::new();
-        let written = write_table_files(&dir, cf, ingest_id, blocks, &mut files);
+        let opts = cf_options(cf);
+        let mut tables = TableFiles {
+            dir,
+            cf: cf.to_string(),
+            ingest_id,
+            opts: &opts,
+            writer: None,
+            files: Vec::new(),
+        };
+        let written = fill(&mut tables).and_then(|()| tables.finish());
+        let files = std::mem::take(&mut tables.files);
         let ingested = written.and_then(|()| {
             if files.is_empty() {
                 return Ok(());
@@ -486,8 +510,10 @@ impl Store {
         data: &[f32],
         row_len: usize,
     ) {
-        let rows_per_chunk = ((1 << 20) / (4 * row_len.max(1))).max(1);
-        for (i, chunk) in data.chunks(rows_per_chunk * row_len.max(1)).enumerate() {
+        for (i, chunk) in data
+            .chunks(tensor_rows_per_chunk(row_len) * row_len.max(1))
+            .enumerate()
+        {
             let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
             batch.put_cf(
                 self.cf(CF_WEIGHTS),
@@ -496,6 +522,13 @@ impl Store {
             );
         }
     }
+}
+
+/// Rows of `row_len` float32 values per stored chunk of a tensor: whole rows, at most ~1 MiB
+/// (one row when a row is larger). Readers concatenate chunks in key order, so this only sets
+/// the size of the values.
+pub(crate) fn tensor_rows_per_chunk(row_len: usize) -> usize {
+    ((1 << 20) / (4 * row_len.max(1))).max(1)
 }
 
 /// A clean close flushes the memtables, so that the next process to open the store does not
@@ -571,42 +604,53 @@ const INGEST_DIR: &str = "ingest";
 /// one large ingest's blocks work on bounded files.
 const TABLE_FILE_BYTES: u64 = 128 << 20;
 
-/// Writes `blocks` (in key order) to table files under `dir`, pushing each file's path to `files`
-/// as it is created (so the caller removes even a half-written one).
-fn write_table_files<'a>(
-    dir: &Path,
-    cf: &str,
+/// Table files being written for one column family: entries in key order, a new file begun
+/// past [`TABLE_FILE_BYTES`]. Each file's path is recorded as it is created, so that even a
+/// half-written one is removed.
+pub(crate) struct TableFiles<'a> {
+    dir: PathBuf,
+    cf: String,
     ingest_id: u32,
-    blocks: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-    files: &mut Vec<PathBuf>,
-) -> Result<()> {
-    let opts = cf_options(cf);
-    let mut writer: Option<SstFileWriter> = None;
-    for (key, block) in blocks {
-        let full = writer
+    opts: &'a Options,
+    writer: Option<SstFileWriter<'a>>,
+    files: Vec<PathBuf>,
+}
+
+impl TableFiles<'_> {
+    /// Appends an entry; keys must come in increasing order.
+    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let full = self
+            .writer
             .as_ref()
             .is_some_and(|w| w.file_size() >= TABLE_FILE_BYTES);
         if full {
-            if let Some(mut w) = writer.take() {
-                w.finish()?;
-            }
+            self.finish()?;
         }
-        let w = match &mut writer {
+        let w = match &mut self.writer {
             Some(w) => w,
             None => {
-                let path = dir.join(format!("{ingest_id}-{cf}-{}.sst", files.len()));
-                let w = SstFileWriter::create(&opts);
-                files.push(path.clone());
+                let path = self.dir.join(format!(
+                    "{}-{}-{}.sst",
+                    self.ingest_id,
+                    self.cf,
+                    self.files.len()
+                ));
+                let w = SstFileWriter::create(self.opts);
+                self.files.push(path.clone());
                 w.open(&path)?;
-                writer.insert(w)
+                self.writer.insert(w)
             }
         };
-        w.put(key, block)?;
+        w.put(key, value)?;
+        Ok(())
     }
-    if let Some(mut w) = writer {
-        w.finish()?;
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(mut w) = self.writer.take() {
+            w.finish()?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn is_empty_dir(path: &Path) -> bool {

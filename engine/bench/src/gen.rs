@@ -4,7 +4,7 @@
 //! pure function of the seed.
 
 use crate::rng::{Rng, Zipf};
-use crate::st::{f32_bytes, write_file, Dtype, Spec};
+use crate::st::{f32_bytes, write_file, Dtype, Spec, StWriter};
 use anyhow::Result;
 use rayon::prelude::*;
 use std::fs;
@@ -44,6 +44,8 @@ impl ScaleSpec {
             "medium" => (768, 24_576, 15_625, 800),
             // 8,000,000 tokens and a 131,072-feature dictionary.
             "large" => (768, 131_072, 62_500, 800),
+            // 20,000,000 tokens and a 1,048,576-feature dictionary (issue 16; run by hand).
+            "xl" => (768, 1_048_576, 156_250, 800),
             _ => return None,
         };
         Some(ScaleSpec {
@@ -78,25 +80,48 @@ pub struct Corpus {
     pub nnz: u64,
     /// Nonzeros per latent-range split of the flat baseline (sizes its files up front).
     pub split_counts: Vec<u64>,
-    /// Decoder rows [d_sae, d_in] (unit norm), kept for building realistic encode inputs.
-    pub w_dec: Vec<f32>,
 }
 
-/// Decoder rows around `clusters` random unit centroids: row = centroid + noise (norm ≈ 1.2 of the
-/// centroid's), normalised. Same-cluster cosines ≈ 0.4, unrelated ≈ 0 ± 0.04 at d_in = 768.
-pub fn decoder(spec: &ScaleSpec, seed: u64) -> Vec<f32> {
-    let d = spec.d_in;
-    let centroids: Vec<Vec<f32>> = (0..spec.clusters)
+impl Corpus {
+    /// An existing dictionary folder, measured as it is (no corpus).
+    pub fn of_dictionary(dict_dir: &Path) -> Corpus {
+        Corpus {
+            dict_dir: dict_dir.to_path_buf(),
+            tokens_path: PathBuf::new(),
+            latents: Vec::new(),
+            nnz: 0,
+            split_counts: Vec::new(),
+        }
+    }
+}
+
+/// The decoder's cluster centroids: `clusters` random unit vectors.
+fn centroids(spec: &ScaleSpec, seed: u64) -> Vec<Vec<f32>> {
+    (0..spec.clusters)
         .into_par_iter()
         .map(|c| {
             let mut r = Rng::derive(seed, 1, c as u64);
-            unit((0..d).map(|_| r.normal() as f32).collect())
+            unit((0..spec.d_in).map(|_| r.normal() as f32).collect())
         })
-        .collect();
+        .collect()
+}
+
+/// Decoder rows `features` around the centroids: row = centroid + noise (norm ≈ 1.2 of the
+/// centroid's), normalised. Same-cluster cosines ≈ 0.4, unrelated ≈ 0 ± 0.04 at d_in = 768.
+/// Each row is a function of the seed and its index alone, so the decoder is generated a
+/// block of rows at a time.
+fn decoder_rows(
+    spec: &ScaleSpec,
+    seed: u64,
+    centroids: &[Vec<f32>],
+    features: std::ops::Range<usize>,
+) -> Vec<f32> {
+    let d = spec.d_in;
     let noise = 1.2 / (d as f32).sqrt();
-    let mut w = vec![0f32; spec.d_sae * d];
-    w.par_chunks_mut(d).enumerate().for_each(|(f, row)| {
-        let mut r = Rng::derive(seed, 2, f as u64);
+    let first = features.start;
+    let mut w = vec![0f32; features.len() * d];
+    w.par_chunks_mut(d).enumerate().for_each(|(i, row)| {
+        let mut r = Rng::derive(seed, 2, (first + i) as u64);
         let c = &centroids[r.below(spec.clusters as u64) as usize];
         for (x, cx) in row.iter_mut().zip(c) {
             *x = cx + noise * r.normal() as f32;
@@ -113,19 +138,15 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
+/// Decoder rows generated per block when writing the dictionary (≈ 25 MB at d_in 768).
+const DICT_BLOCK_ROWS: usize = 8192;
+
 /// A SAELens folder: cfg.json (TopK, k = l0) and sae_weights.safetensors with W_enc = W_decᵀ.
-pub fn write_dictionary(dir: &Path, spec: &ScaleSpec, w_dec: &[f32], seed: u64) -> Result<()> {
+/// Written a block of decoder rows at a time (and their columns of W_enc), so that a
+/// 1,048,576-feature dictionary (6.4 GB) is generated in bounded memory.
+pub fn write_dictionary(dir: &Path, spec: &ScaleSpec, seed: u64) -> Result<()> {
     fs::create_dir_all(dir)?;
     let (d_in, d_sae) = (spec.d_in, spec.d_sae);
-    let mut w_enc = vec![0f32; d_in * d_sae];
-    w_enc
-        .par_chunks_mut(d_sae)
-        .enumerate()
-        .for_each(|(i, row)| {
-            for (f, x) in row.iter_mut().enumerate() {
-                *x = w_dec[f * d_in + i];
-            }
-        });
     let mut r = Rng::derive(seed, 3, 0);
     let b_enc: Vec<f32> = (0..d_sae).map(|_| -0.05 * r.f64() as f32).collect();
     let b_dec: Vec<f32> = (0..d_in).map(|_| 0.01 * r.normal() as f32).collect();
@@ -145,26 +166,41 @@ pub fn write_dictionary(dir: &Path, spec: &ScaleSpec, w_dec: &[f32], seed: u64) 
         "context_size": spec.doc_len,
     });
     fs::write(dir.join("cfg.json"), serde_json::to_vec_pretty(&cfg)?)?;
-    let (we, wd, be, bd) = (
-        f32_bytes(&w_enc),
-        f32_bytes(w_dec),
-        f32_bytes(&b_enc),
-        f32_bytes(&b_dec),
-    );
     let spec_of = |name, shape: Vec<usize>| Spec {
         name,
         dtype: Dtype::F32,
         shape,
     };
-    write_file(
+    let w = StWriter::create(
         &dir.join("sae_weights.safetensors"),
         &[
-            (spec_of("W_enc", vec![d_in, d_sae]), &we),
-            (spec_of("W_dec", vec![d_sae, d_in]), &wd),
-            (spec_of("b_enc", vec![d_sae]), &be),
-            (spec_of("b_dec", vec![d_in]), &bd),
+            spec_of("W_enc", vec![d_in, d_sae]),
+            spec_of("W_dec", vec![d_sae, d_in]),
+            spec_of("b_enc", vec![d_sae]),
+            spec_of("b_dec", vec![d_in]),
         ],
-    )
+    )?;
+    let (enc_at, dec_at) = (w.offsets[0], w.offsets[1]);
+    let centroids = centroids(spec, seed);
+    for f0 in (0..d_sae).step_by(DICT_BLOCK_ROWS) {
+        let f1 = (f0 + DICT_BLOCK_ROWS).min(d_sae);
+        let rows = decoder_rows(spec, seed, &centroids, f0..f1);
+        w.write_at(dec_at + (f0 * d_in * 4) as u64, &f32_bytes(&rows))?;
+        // W_enc[i, f0..f1] = W_dec[f0..f1, i]: one contiguous run per input dimension.
+        let columns: Vec<Vec<u8>> = (0..d_in)
+            .into_par_iter()
+            .map(|i| {
+                let col: Vec<f32> = rows.chunks_exact(d_in).map(|row| row[i]).collect();
+                f32_bytes(&col)
+            })
+            .collect();
+        for (i, col) in columns.iter().enumerate() {
+            w.write_at(enc_at + ((i * d_sae + f0) * 4) as u64, col)?;
+        }
+    }
+    w.write_at(w.offsets[2], &f32_bytes(&b_enc))?;
+    w.write_at(w.offsets[3], &f32_bytes(&b_dec))?;
+    Ok(())
 }
 
 /// Documents as JSON lines, token ids Zipf over a GPT-2-sized vocabulary.
@@ -296,9 +332,8 @@ pub fn write_latents(
 
 /// The whole corpus under `dir`.
 pub fn generate(dir: &Path, spec: &ScaleSpec, seed: u64) -> Result<Corpus> {
-    let w_dec = decoder(spec, seed);
     let dict_dir = dir.join("sae");
-    write_dictionary(&dict_dir, spec, &w_dec, seed)?;
+    write_dictionary(&dict_dir, spec, seed)?;
     let tokens_path = dir.join("tokens.jsonl");
     write_tokens(&tokens_path, spec, seed)?;
     let (latents, nnz, split_counts) = write_latents(&dir.join("latents"), spec, seed)?;
@@ -308,22 +343,19 @@ pub fn generate(dir: &Path, spec: &ScaleSpec, seed: u64) -> Result<Corpus> {
         latents,
         nnz,
         split_counts,
-        w_dec,
     })
 }
 
 /// Only the dictionary (for runs that measure neither storage nor queries over activations).
 pub fn generate_dictionary(dir: &Path, spec: &ScaleSpec, seed: u64) -> Result<Corpus> {
-    let w_dec = decoder(spec, seed);
     let dict_dir = dir.join("sae");
-    write_dictionary(&dict_dir, spec, &w_dec, seed)?;
+    write_dictionary(&dict_dir, spec, seed)?;
     Ok(Corpus {
         dict_dir,
         tokens_path: PathBuf::new(),
         latents: Vec::new(),
         nnz: 0,
         split_counts: Vec::new(),
-        w_dec,
     })
 }
 

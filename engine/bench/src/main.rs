@@ -6,6 +6,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod disk;
 mod flat;
 mod floor;
 mod gen;
@@ -51,12 +52,23 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Measure only these sections (comma-separated): storage (ingest, size, TOP 20, FEATURES
-    /// AT), knn, encode, chains. `--only knn --scale large` builds just the 131k dictionary.
+    /// AT), knn, encode, chains, dict (the dictionary ingest alone, index deferred: time and
+    /// peak RSS). `--only knn --scale large` builds just the 131k dictionary.
     #[arg(long, value_delimiter = ',', default_values_t = SECTIONS.map(String::from))]
     only: Vec<String>,
+    /// Override the scale's dictionary size d_sae (e.g. `--scale large --d-sae 32768 --only knn`).
+    #[arg(long)]
+    d_sae: Option<usize>,
+    /// Measure an existing SAELens / sparsify dictionary instead of a generated one (with
+    /// `--only knn` and/or `dict`): its d_in and d_sae replace the scale's.
+    #[arg(long)]
+    dictionary: Option<PathBuf>,
+    /// Override the scale's model width d_in (e.g. `--scale xl --d-in 2304 --only dict`).
+    #[arg(long)]
+    d_in: Option<usize>,
 }
 
-const SECTIONS: [&str; 4] = ["storage", "knn", "encode", "chains"];
+const SECTIONS: [&str; 5] = ["storage", "knn", "encode", "chains", "dict"];
 
 impl Args {
     fn wants(&self, section: &str) -> bool {
@@ -74,17 +86,33 @@ fn target_dir() -> PathBuf {
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(bad) = args.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
-        bail!("unknown section '{bad}' in --only (storage, knn, encode, chains)");
+        bail!("unknown section '{bad}' in --only (storage, knn, encode, chains, dict)");
     }
     let mut runs: Vec<Map<String, Value>> = Vec::new();
     for name in &args.scale {
-        let spec = ScaleSpec::named(name)
-            .with_context(|| format!("unknown scale '{name}' (tiny, small, medium, large)"))?;
+        let mut spec = ScaleSpec::named(name)
+            .with_context(|| format!("unknown scale '{name}' (tiny, small, medium, large, xl)"))?;
+        if let Some(d_in) = args.d_in {
+            spec.d_in = d_in;
+        }
+        if let Some(d_sae) = args.d_sae {
+            spec.d_sae = d_sae;
+            spec.clusters = (d_sae / 32).max(1);
+        }
+        if let Some(path) = &args.dictionary {
+            if args.wants("storage") || args.wants("encode") {
+                bail!("--dictionary measures only the sections knn and dict (add --only knn,dict)");
+            }
+            let sae = saedb_engine::formats::open_sae(path)?.sae;
+            (spec.d_in, spec.d_sae) = (sae.d_in, sae.d_sae);
+            spec.name = format!("{name}-{}", path.display());
+        }
         let work = match &args.work_dir {
             Some(w) if args.scale.len() == 1 => w.clone(),
             Some(w) => w.join(name),
             None => target_dir().join("bench").join(format!("work-{name}")),
         };
+        disk::check(&spec, &work, &args.only)?;
         let run = run_scale(&spec, &work, &args)?;
         if !args.keep {
             let _ = std::fs::remove_dir_all(&work);
@@ -167,9 +195,19 @@ fn table_bytes(store: &Store) -> u64 {
 
 /// Peak resident set (VmHWM) in MiB.
 fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// Resident set now (VmRSS) in MiB.
+fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+/// A `/proc/self/status` field given in kB, in MiB (0 off Linux).
+fn status_mb(field: &str) -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
@@ -237,11 +275,14 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
         spec.d_in,
         spec.d_sae
     ));
-    let corpus = if args.wants("storage") {
+    let corpus = if let Some(path) = &args.dictionary {
+        gen::Corpus::of_dictionary(path)
+    } else if args.wants("storage") {
         gen::generate(&work.join("data"), spec, args.seed)?
     } else {
         gen::generate_dictionary(&work.join("data"), spec, args.seed)?
     };
+    std::fs::create_dir_all(work.join("data"))?;
     let graph_path = work.join("data").join("graph.json");
     let graph_target = gen::write_graph(&graph_path, 5_000, 100_000, args.seed)?;
     log(&format!(
@@ -254,23 +295,41 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
     put("nnz", json!(corpus.nnz));
     put("latents_files", json!(corpus.latents.len()));
     put("generate_s", json!(t.elapsed().as_secs_f64()));
+    if args.wants("dict") {
+        dictionary_ingest(&corpus, work, &mut put)?;
+    }
 
     // ---- saedb ingest (durable: every ingest commits with a synced write)
     let rss_reset = reset_peak_rss();
     let store = Store::create_or_open(work.join("store"))?;
     let dict = "bench";
     if args.wants("storage") || args.wants("knn") {
-        // Without the kNN section nothing searches the index: defer its build (minutes at
-        // 131,072 features) so that storage-only runs measure storage.
-        let index = if args.wants("knn") {
-            log("ingesting the dictionary (and building its HNSW index)");
-            IndexBuild::AtIngest
-        } else {
-            log("ingesting the dictionary (HNSW index deferred: no kNN section)");
-            IndexBuild::OnFirstUse
-        };
+        // The index is built apart (and timed) for the kNN section; without it nothing
+        // searches the index, so that storage-only runs measure storage.
+        log("ingesting the dictionary (index deferred)");
         let t = Instant::now();
-        store.ingest_dictionary_with(dict, &corpus.dict_dir, index, &NoProgress)?;
+        store.ingest_dictionary_with(
+            dict,
+            &corpus.dict_dir,
+            IndexBuild::OnFirstUse,
+            &NoProgress,
+        )?;
+        if args.wants("knn") {
+            log("building the HNSW index");
+            let b = Instant::now();
+            store.build_index(dict, &NoProgress)?;
+            let build_s = b.elapsed().as_secs_f64();
+            put("index_build_s", json!(build_s));
+            put(
+                "index_build_features_per_s",
+                json!(spec.d_sae as f64 / build_s),
+            );
+            log(&format!(
+                "index built in {build_s:.1} s ({:.0} features/s)",
+                spec.d_sae as f64 / build_s
+            ));
+        }
+        // With the kNN section, the dictionary ingest and the index build together (as before).
         put("ingest_dictionary_s", json!(t.elapsed().as_secs_f64()));
     }
     if args.wants("storage") {
@@ -537,12 +596,44 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
     Ok(m)
 }
 
+/// The dictionary ingest alone, into a store of its own, index deferred: wall time and the
+/// peak resident set (VmHWM, reset just before; generation streams, so little is resident).
+fn dictionary_ingest(
+    corpus: &gen::Corpus,
+    work: &Path,
+    put: &mut impl FnMut(&str, Value),
+) -> Result<()> {
+    log("ingesting the dictionary alone (index deferred)");
+    let dir = work.join("store-dict");
+    put("dict_file_bytes", json!(dir_size(&corpus.dict_dir)));
+    put("dict_ingest_rss_before_mb", json!(rss_mb()));
+    put("dict_ingest_peak_rss_reset", json!(reset_peak_rss()));
+    let store = Store::create_or_open(&dir)?;
+    let t = Instant::now();
+    store.ingest_dictionary_with(
+        "bench",
+        &corpus.dict_dir,
+        IndexBuild::OnFirstUse,
+        &NoProgress,
+    )?;
+    put("dict_ingest_s", json!(t.elapsed().as_secs_f64()));
+    put("dict_ingest_peak_rss_mb", json!(peak_rss_mb()));
+    drop(store);
+    put("dict_store_bytes", json!(dir_size(&dir)));
+    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    log(&format!(
+        "dictionary ingest done, peak RSS {:.0} MiB",
+        peak_rss_mb()
+    ));
+    Ok(())
+}
+
 /// Median seconds per batch of `Encoder::encode` and of candle's `x @ W_enc` on the same shapes.
 fn encode_vs_gemm(spec: &ScaleSpec, corpus: &gen::Corpus, seed: u64) -> Result<(f64, f64, usize)> {
     let rows = 4096;
     let sae = load_sae(&corpus.dict_dir)?;
     let enc = Encoder::new(&sae)?;
-    let x = gen::dense_rows(spec, &corpus.w_dec, rows, seed);
+    let x = gen::dense_rows(spec, &sae.w_dec, rows, seed);
     let dev = Device::Cpu;
     let xt = Tensor::from_slice(&x, (rows, spec.d_in), &dev)?;
     let wt = Tensor::from_slice(&sae.w_enc, (spec.d_in, spec.d_sae), &dev)?;

@@ -10,6 +10,7 @@ pub mod dense;
 pub mod npy;
 pub(crate) mod raw;
 pub mod sae;
+mod sae_matrices;
 pub(crate) mod st;
 pub mod token_names;
 pub mod tokens;
@@ -17,7 +18,7 @@ pub mod vocab;
 
 pub use delphi::{read_latents, Latents, TokenMatrix};
 pub use dense::{read_dense, Dense};
-pub use sae::{load_sae, Sae};
+pub use sae::{load_sae, open_sae, Matrix, Sae, SaeSource};
 pub use token_names::TokenNames;
 pub use tokens::read_tokens;
 pub use vocab::{read_vocab, VocabMatrix};

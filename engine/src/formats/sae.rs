@@ -7,6 +7,8 @@ use super::cfg_keys::{
 };
 use super::npy::Npz;
 use super::raw::{at_row, first_non_finite, shape_str};
+pub use super::sae_matrices::Matrix;
+use super::sae_matrices::{row_norm, scale_decoder_row, scale_encoder_row, InFile, Matrices};
 use super::st::StFile;
 use crate::types::Architecture;
 use crate::{Error, Result};
@@ -40,12 +42,75 @@ pub struct Sae {
     pub threshold: Option<Vec<f32>>,
 }
 
+/// An SAE as read for ingest: [`SaeSource::sae`] holds everything but `w_enc` and `w_dec`
+/// (left empty), read and checked; the two matrices are read in chunks of rows by
+/// [`SaeSource::for_each_chunk`], checked (finite) and transformed (the decoder-norm fold of
+/// SAELens's `rescale_acts_by_decoder_norm`) chunk by chunk.
+#[derive(Debug)]
+pub struct SaeSource {
+    /// The SAE, with `w_enc` and `w_dec` empty.
+    pub sae: Sae,
+    matrices: Matrices,
+}
+
+impl SaeSource {
+    fn new(matrices: Matrices, sae: Sae) -> SaeSource {
+        SaeSource { sae, matrices }
+    }
+
+    /// An SAE already in memory, as a source (its matrices are moved out of `sae`).
+    pub fn from_sae(mut sae: Sae) -> SaeSource {
+        let matrices = Matrices::Loaded {
+            w_enc: std::mem::take(&mut sae.w_enc),
+            w_dec: std::mem::take(&mut sae.w_dec),
+        };
+        SaeSource { sae, matrices }
+    }
+
+    /// Rows and row length of a matrix.
+    pub fn shape(&self, m: Matrix) -> (usize, usize) {
+        match m {
+            Matrix::Encoder => (self.sae.d_in, self.sae.d_sae),
+            Matrix::Decoder => (self.sae.d_sae, self.sae.d_in),
+        }
+    }
+
+    /// Calls `f` with consecutive chunks of `rows_per_chunk` whole rows of matrix `m` (the last
+    /// may be shorter), in order, as float32, checked and transformed. Stops at the first error,
+    /// from the file or from `f`.
+    pub fn for_each_chunk(
+        &self,
+        m: Matrix,
+        rows_per_chunk: usize,
+        f: impl FnMut(&[f32]) -> Result<()>,
+    ) -> Result<()> {
+        self.matrices
+            .for_each_chunk(m, self.shape(m), rows_per_chunk, f)
+    }
+
+    /// The whole SAE in memory (what encoding needs).
+    pub fn into_sae(self) -> Result<Sae> {
+        let (enc, dec) = (self.shape(Matrix::Encoder), self.shape(Matrix::Decoder));
+        let SaeSource { mut sae, matrices } = self;
+        (sae.w_enc, sae.w_dec) = matrices.into_whole(enc, dec)?;
+        Ok(sae)
+    }
+}
+
 /// Loads an SAE from a file or folder, detecting its format (see docs/FORMATS.md):
 /// a SAELens folder (`cfg.json` + `sae_weights.safetensors`), a sparsify hookpoint folder
 /// (`cfg.json` + `sae.safetensors`) or its parent holding exactly one hookpoint, a Gemma Scope
 /// `params.npz`, a Gemma Scope 2 safetensors file (`w_enc`, `w_dec`, ...), or a folder holding one
 /// of those files.
 pub fn load_sae(path: &Path) -> Result<Sae> {
+    open_sae(path)?.into_sae()
+}
+
+/// [`load_sae`] without reading `W_enc` and `W_dec` whole: everything else is read and checked
+/// (shapes, the small tensors, the settings), and the two matrices are read by row ranges when
+/// they are written ([`SaeSource::for_each_chunk`]). Shapes and dtypes of the matrices are
+/// checked here; their values (finite) as each chunk is read.
+pub fn open_sae(path: &Path) -> Result<SaeSource> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         load_dir(path)
@@ -54,7 +119,7 @@ pub fn load_sae(path: &Path) -> Result<Sae> {
     }
 }
 
-fn load_dir(dir: &Path) -> Result<Sae> {
+fn load_dir(dir: &Path) -> Result<SaeSource> {
     let f = |name: &str| dir.join(name);
     if f("sae_weights.safetensors").is_file() {
         return load_saelens(&f("sae_weights.safetensors"));
@@ -118,7 +183,7 @@ fn load_dir(dir: &Path) -> Result<Sae> {
     ))
 }
 
-fn load_file(path: &Path) -> Result<Sae> {
+fn load_file(path: &Path) -> Result<SaeSource> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("npz") => load_gemmascope_npz(path),
         Some("safetensors") => {
@@ -284,9 +349,8 @@ struct Names {
 struct Weights {
     d_in: usize,
     d_sae: usize,
-    w_enc: Vec<f32>,
+    matrices: Matrices,
     b_enc: Vec<f32>,
-    w_dec: Vec<f32>,
     b_dec: Vec<f32>,
     threshold: Option<Vec<f32>>,
 }
@@ -309,23 +373,34 @@ fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-fn check_finite(path: &Path, name: &str, shape: &[usize], v: &[f32]) -> Result<()> {
+/// Refuses a non-finite value in `v`, the part of tensor `name` that starts at flat index
+/// `offset`.
+fn check_finite(path: &Path, name: &str, shape: &[usize], v: &[f32], offset: usize) -> Result<()> {
     if let Some((i, x)) = first_non_finite(v) {
         let cols = shape.get(1).copied().unwrap_or(1);
         return Err(Error::bad_input(
             path,
             format!(
                 "tensor '{name}' holds {x} at {}",
-                at_row(i, cols, shape.len())
+                at_row(offset + i, cols, shape.len())
             ),
         ));
     }
     Ok(())
 }
 
-fn read_weights(path: &Path, src: &mut Src, n: &Names) -> Result<Weights> {
+fn read_weights(path: &Path, mut src: Src, n: &Names) -> Result<Weights> {
     let bad = |m: String| Error::bad_input(path, m);
-    let (es, enc) = src.read(n.w_enc)?;
+    // A safetensors file's matrices stay in it and are read by row ranges; an npz archive's, and
+    // sparsify's encoder (stored transposed), are read whole.
+    let streamed = matches!(src, Src::St(_)) && !n.w_enc_transposed;
+    let (es, enc) = match &src {
+        Src::St(st) if streamed => (st.require_float(n.w_enc)?.shape.clone(), None),
+        _ => {
+            let (s, v) = src.read(n.w_enc)?;
+            (s, Some(v))
+        }
+    };
     let (d_in, d_sae) = match (es.as_slice(), n.w_enc_transposed) {
         ([a, b], false) => (*a, *b),
         ([a, b], true) => (*b, *a),
@@ -354,37 +429,63 @@ fn read_weights(path: &Path, src: &mut Src, n: &Names) -> Result<Weights> {
         n.w_enc,
         shape_str(&es)
     );
-    let mut want = |name: &str, expected: &[usize], what: &str| -> Result<Vec<f32>> {
-        let (s, v) = src.read(name)?;
+    let check_shape = |name: &str, s: &[usize], expected: &[usize], what: &str| {
         if s != expected {
             return Err(bad(format!(
                 "tensor '{name}' has shape {}, expected {} = {what} {from}",
-                shape_str(&s),
+                shape_str(s),
                 shape_str(expected)
             )));
         }
-        check_finite(path, name, &s, &v)?;
-        Ok(v)
+        Ok(())
     };
-    let b_enc = want(n.b_enc, &[d_sae], "[d_sae]")?;
-    let w_dec = want(n.w_dec, &[d_sae, d_in], "[d_sae, d_in]")?;
-    let b_dec = want(n.b_dec, &[d_in], "[d_in]")?;
+    let want = |src: &mut Src, name: &str, expected: &[usize], what: &str| {
+        let (s, v) = src.read(name)?;
+        check_shape(name, &s, expected, what)?;
+        check_finite(path, name, &s, &v, 0)?;
+        Ok::<_, Error>(v)
+    };
+    let b_enc = want(&mut src, n.b_enc, &[d_sae], "[d_sae]")?;
+    let w_dec = match &src {
+        Src::St(st) if streamed => {
+            check_shape(
+                n.w_dec,
+                &st.require_float(n.w_dec)?.shape,
+                &[d_sae, d_in],
+                "[d_sae, d_in]",
+            )?;
+            None
+        }
+        _ => Some(want(&mut src, n.w_dec, &[d_sae, d_in], "[d_sae, d_in]")?),
+    };
+    let b_dec = want(&mut src, n.b_dec, &[d_in], "[d_in]")?;
     let threshold = match n.threshold {
-        Some(t) => Some(want(t, &[d_sae], "[d_sae]")?),
+        Some(t) => Some(want(&mut src, t, &[d_sae], "[d_sae]")?),
         None => None,
     };
-    check_finite(path, n.w_enc, &es, &enc)?;
-    let w_enc = if n.w_enc_transposed {
-        transpose(&enc, d_sae, d_in)
-    } else {
-        enc
+    let matrices = match (src, enc, w_dec) {
+        (Src::St(file), None, None) => Matrices::InFile(InFile {
+            file,
+            w_enc: n.w_enc,
+            w_dec: n.w_dec,
+            decoder_norms: None,
+        }),
+        (_, Some(enc), Some(w_dec)) => {
+            check_finite(path, n.w_enc, &es, &enc, 0)?;
+            let w_enc = if n.w_enc_transposed {
+                transpose(&enc, d_sae, d_in)
+            } else {
+                enc
+            };
+            Matrices::Loaded { w_enc, w_dec }
+        }
+        _ => return Err(bad("internal error: matrices half read".to_string())),
     };
     Ok(Weights {
         d_in,
         d_sae,
-        w_enc,
+        matrices,
         b_enc,
-        w_dec,
         b_dec,
         threshold,
     })
@@ -423,7 +524,7 @@ fn check_k(cfg: &Path, k: Option<usize>, d_sae: usize) -> Result<usize> {
     }
 }
 
-fn load_saelens(weights: &Path) -> Result<Sae> {
+fn load_saelens(weights: &Path) -> Result<SaeSource> {
     let (cfg_path, cfg) = cfg_next_to(weights)?;
     let cp = cfg_path.as_path();
     // The architecture first: a refused one names its reason, not its training settings.
@@ -461,7 +562,7 @@ fn load_saelens(weights: &Path) -> Result<Sae> {
     refuse_finetuning_scale(weights, cp, &cfg, has_scaling_factor, &mut src)?;
     let mut w = read_weights(
         weights,
-        &mut src,
+        src,
         &Names {
             w_enc: "W_enc",
             w_enc_transposed: false,
@@ -483,7 +584,7 @@ fn load_saelens(weights: &Path) -> Result<Sae> {
         None
     };
     if rescale {
-        fold_decoder_norms(&mut w);
+        fold_decoder_norms(weights, &mut w)?;
     }
     let hook = meta_str("hook_name").or_else(|| get_str(&cfg, "hook_point"));
     let layer = match get_usize(cp, &cfg, "hook_layer")? {
@@ -497,22 +598,25 @@ fn load_saelens(weights: &Path) -> Result<Sae> {
             None => hook.as_deref().and_then(layer_from_hook),
         },
     };
-    Ok(Sae {
-        architecture,
-        d_in: w.d_in,
-        d_sae: w.d_sae,
-        k,
-        apply_b_dec_to_input,
-        hook,
-        layer,
-        model: meta_str("model_name"),
-        source_format: "saelens",
-        w_enc: w.w_enc,
-        b_enc: w.b_enc,
-        w_dec: w.w_dec,
-        b_dec: w.b_dec,
-        threshold: w.threshold,
-    })
+    Ok(SaeSource::new(
+        w.matrices,
+        Sae {
+            architecture,
+            d_in: w.d_in,
+            d_sae: w.d_sae,
+            k,
+            apply_b_dec_to_input,
+            hook,
+            layer,
+            model: meta_str("model_name"),
+            source_format: "saelens",
+            w_enc: Vec::new(),
+            b_enc: w.b_enc,
+            w_dec: Vec::new(),
+            b_dec: w.b_dec,
+            threshold: w.threshold,
+        },
+    ))
 }
 
 /// The architecture a SAELens `cfg.json` names (with the flat layout's activation function),
@@ -658,30 +762,29 @@ fn refuse_finetuning_scale(
 /// rows divided by it, so that the stored dictionary encodes to SAELens's codes and decodes
 /// them to its reconstruction. A zero decoder row makes `pre · 0 = 0`: its encoder column and
 /// bias become 0.
-fn fold_decoder_norms(w: &mut Weights) {
+fn fold_decoder_norms(path: &Path, w: &mut Weights) -> Result<()> {
     let (d_in, d_sae) = (w.d_in, w.d_sae);
-    let norms: Vec<f32> = w
-        .w_dec
-        .chunks_exact(d_in)
-        .map(|row| {
-            row.iter()
-                .map(|x| f64::from(*x).powi(2))
-                .sum::<f64>()
-                .sqrt() as f32
-        })
-        .collect();
-    for row in w.w_enc.chunks_exact_mut(d_sae) {
-        row.iter_mut().zip(&norms).for_each(|(x, n)| *x *= n);
-    }
+    let norms = match &w.matrices {
+        Matrices::Loaded { w_dec, .. } => w_dec.chunks_exact(d_in).map(row_norm).collect(),
+        Matrices::InFile(f) => f.decoder_norms(path, d_sae, d_in)?,
+    };
     w.b_enc.iter_mut().zip(&norms).for_each(|(x, n)| *x *= n);
-    for (row, n) in w.w_dec.chunks_exact_mut(d_in).zip(&norms) {
-        if *n > 0.0 {
-            row.iter_mut().for_each(|x| *x /= n);
+    match &mut w.matrices {
+        Matrices::Loaded { w_enc, w_dec } => {
+            for row in w_enc.chunks_exact_mut(d_sae) {
+                scale_encoder_row(row, &norms);
+            }
+            for (row, n) in w_dec.chunks_exact_mut(d_in).zip(&norms) {
+                scale_decoder_row(row, *n);
+            }
         }
+        // Applied to each chunk as it is read.
+        Matrices::InFile(f) => f.decoder_norms = Some(norms),
     }
+    Ok(())
 }
 
-fn load_sparsify(weights: &Path) -> Result<Sae> {
+fn load_sparsify(weights: &Path) -> Result<SaeSource> {
     let (cfg_path, cfg) = cfg_next_to(weights)?;
     let cp = cfg_path.as_path();
     refuse_unknown(cp, &cfg, "sparsify", SPARSIFY_READ, SPARSIFY_HARMLESS)?;
@@ -700,10 +803,10 @@ fn load_sparsify(weights: &Path) -> Result<Sae> {
         }
     };
     let transcode = get_bool(cp, &cfg, "transcode")?.unwrap_or(false);
-    let mut src = Src::St(StFile::open(weights)?);
+    let src = Src::St(StFile::open(weights)?);
     let w = read_weights(
         weights,
-        &mut src,
+        src,
         &Names {
             w_enc: "encoder.weight",
             w_enc_transposed: true,
@@ -748,44 +851,50 @@ fn load_sparsify(weights: &Path) -> Result<Sae> {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned());
     let layer = hook.as_deref().and_then(layer_from_hook);
-    Ok(Sae {
-        architecture,
-        d_in: w.d_in,
-        d_sae: w.d_sae,
-        k: Some(k),
-        apply_b_dec_to_input: !transcode,
-        hook,
-        layer,
-        model: get_str(&cfg, "model"),
-        source_format: "sparsify",
-        w_enc: w.w_enc,
-        b_enc: w.b_enc,
-        w_dec: w.w_dec,
-        b_dec: w.b_dec,
-        threshold: None,
-    })
+    Ok(SaeSource::new(
+        w.matrices,
+        Sae {
+            architecture,
+            d_in: w.d_in,
+            d_sae: w.d_sae,
+            k: Some(k),
+            apply_b_dec_to_input: !transcode,
+            hook,
+            layer,
+            model: get_str(&cfg, "model"),
+            source_format: "sparsify",
+            w_enc: Vec::new(),
+            b_enc: w.b_enc,
+            w_dec: Vec::new(),
+            b_dec: w.b_dec,
+            threshold: None,
+        },
+    ))
 }
 
-fn gemmascope(path: &Path, w: Weights) -> Sae {
-    Sae {
-        architecture: Architecture::JumpRelu,
-        d_in: w.d_in,
-        d_sae: w.d_sae,
-        k: None,
-        apply_b_dec_to_input: false,
-        hook: None,
-        layer: layer_from_path(path),
-        model: None,
-        source_format: "gemmascope",
-        w_enc: w.w_enc,
-        b_enc: w.b_enc,
-        w_dec: w.w_dec,
-        b_dec: w.b_dec,
-        threshold: w.threshold,
-    }
+fn gemmascope(path: &Path, w: Weights) -> SaeSource {
+    SaeSource::new(
+        w.matrices,
+        Sae {
+            architecture: Architecture::JumpRelu,
+            d_in: w.d_in,
+            d_sae: w.d_sae,
+            k: None,
+            apply_b_dec_to_input: false,
+            hook: None,
+            layer: layer_from_path(path),
+            model: None,
+            source_format: "gemmascope",
+            w_enc: Vec::new(),
+            b_enc: w.b_enc,
+            w_dec: Vec::new(),
+            b_dec: w.b_dec,
+            threshold: w.threshold,
+        },
+    )
 }
 
-fn load_gemmascope_npz(path: &Path) -> Result<Sae> {
+fn load_gemmascope_npz(path: &Path) -> Result<SaeSource> {
     let mut src = Src::Npz(Npz::open(path)?);
     for name in ["W_enc", "W_dec", "b_enc", "b_dec", "threshold"] {
         if !src.has(name) {
@@ -795,7 +904,7 @@ fn load_gemmascope_npz(path: &Path) -> Result<Sae> {
     }
     let w = read_weights(
         path,
-        &mut src,
+        src,
         &Names {
             w_enc: "W_enc",
             w_enc_transposed: false,
@@ -808,11 +917,11 @@ fn load_gemmascope_npz(path: &Path) -> Result<Sae> {
     Ok(gemmascope(path, w))
 }
 
-fn load_gemmascope2(path: &Path, st: StFile) -> Result<Sae> {
-    let mut src = Src::St(st);
+fn load_gemmascope2(path: &Path, st: StFile) -> Result<SaeSource> {
+    let src = Src::St(st);
     let w = read_weights(
         path,
-        &mut src,
+        src,
         &Names {
             w_enc: "w_enc",
             w_enc_transposed: false,

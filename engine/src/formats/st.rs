@@ -174,6 +174,21 @@ impl StFile {
         })
     }
 
+    /// [`StFile::require`] for a floating-point tensor (what [`TensorStream::next_f32`] reads).
+    pub(crate) fn require_float(&self, name: &str) -> Result<&StTensor> {
+        let t = self.require(name)?;
+        if !t.dtype.is_float() {
+            return Err(Error::bad_input(
+                &self.path,
+                format!(
+                    "tensor '{name}' has dtype {}, expected a floating-point dtype (float32, float16, bfloat16)",
+                    t.dtype
+                ),
+            ));
+        }
+        Ok(t)
+    }
+
     fn reader(&self, t: &StTensor) -> Result<BufReader<File>> {
         let mut f = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         f.seek(SeekFrom::Start(t.offset))
