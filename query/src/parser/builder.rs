@@ -7,6 +7,8 @@ use crate::error::{ErrorKind, QueryError};
 use crate::lexer::unescape;
 use pest::iterators::Pair;
 
+mod model;
+
 /// Builds the AST from pest's pairs; spans are shifted by `base` into the whole source.
 pub(super) struct Builder<'s> {
     pub(super) source: &'s str,
@@ -65,6 +67,10 @@ impl Builder<'_> {
             Rule::sample_stmt => self.sample(inner),
             Rule::neighbours_stmt => self.neighbours(inner),
             Rule::features_at_stmt => self.features_at(inner),
+            Rule::features_text_stmt => self.features_of_text(inner, false),
+            Rule::top_features_text_stmt => self.features_of_text(inner, true),
+            Rule::activation_text_stmt => self.activation_on_text(inner),
+            Rule::generate_stmt => self.generate(inner),
             Rule::token_effects_stmt => {
                 let mut feature = None;
                 let mut limit = None;

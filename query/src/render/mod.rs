@@ -15,12 +15,14 @@
 
 mod chart;
 mod data;
+mod highlight;
 mod store;
 mod table;
 mod text;
 
 pub use chart::histogram_chart;
 pub use data::{render_csv, render_json, rows_to_json};
+pub use highlight::activation_text;
 pub use store::{render_check, render_info, render_ingest, render_models};
 pub use table::{render_table, render_table_styled, TableStyle};
 pub use text::{context_text, format_float, human_bytes, sparkline, thousands};

@@ -3,6 +3,7 @@
 //! bar chart under a DESCRIBE.
 
 use super::chart::histogram_chart;
+use super::highlight::activation_text;
 use super::text::{context_text, escape_controls, format_float, sparkline, thousands};
 use crate::result::{ResultKind, ResultSet, Value};
 
@@ -103,6 +104,9 @@ pub fn render_table_styled(rs: &ResultSet, style: TableStyle) -> String {
         records(rs, style, &mut out);
     } else if !rs.columns.is_empty() {
         rows(rs, style, &mut out);
+    }
+    if rs.kind == ResultKind::TextActivation && !rs.rows.is_empty() {
+        out.push_str(&activation_text(rs, style.color));
     }
     if let Some(note) = &rs.note {
         out.push_str(note);

