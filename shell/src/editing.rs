@@ -284,7 +284,9 @@ mod tests {
             "{c:?}"
         );
         let (_, c) = complete_statement("top 5 act", 9, &names());
-        assert_eq!(c, vec!["activations".to_string()]);
+        assert_eq!(c, vec!["activation".to_string(), "activations".to_string()]);
+        let (_, c) = complete_statement("gener", 5, &names());
+        assert_eq!(c, vec!["generate".to_string()]);
         let line = "NEIGHBOURS OF L2/5 LIMIT 10 BREA";
         let (s, c) = complete_statement(line, line.len(), &names());
         assert_eq!((s, c), (28, vec!["BREADTH".to_string()]));
