@@ -137,6 +137,13 @@ fn main() -> Result<()> {
         Value::Null
     };
     summary.insert("top20_growth_4x_corpus".into(), growth.clone());
+    // Issue 16's key: the same growth when the two scales are 10x apart in tokens (medium,xl).
+    let tokens = |r: &Map<String, Value>| r.get("tokens").and_then(Value::as_f64).unwrap_or(0.0);
+    let tenfold = runs.len() >= 2 && tokens(&runs[runs.len() - 1]) == 10.0 * tokens(&runs[0]);
+    summary.insert(
+        "top20_growth_10x_corpus".into(),
+        if tenfold { growth.clone() } else { Value::Null },
+    );
     summary.insert("runs".into(), json!(runs));
     for (i, run) in runs.iter().enumerate() {
         print_table(
@@ -405,10 +412,10 @@ fn run_scale(spec: &ScaleSpec, work: &Path, args: &Args) -> Result<Map<String, V
         let floor = floor::measure(&corpus.latents, spec.d_sae, spec.tokens() as u64)?;
         put("floor_value_bits_per_nnz", json!(floor.value_bits));
         put("floor_location_bits_per_nnz", json!(floor.location_bits));
-        put(
-            "bytes_floor_per_nnz",
-            json!(2.0 * floor.one_orientation_bytes()),
-        );
+        let floor_bytes = 2.0 * floor.one_orientation_bytes();
+        put("bytes_floor_per_nnz", json!(floor_bytes));
+        let bytes_per_nnz = total_bytes.saturating_sub(base_bytes) as f64 / nnz;
+        put("bytes_vs_floor", json!(bytes_per_nnz / floor_bytes));
 
         // ---- TOP 20: saedb vs scanning the flat cache
         log("TOP 20");
