@@ -6,7 +6,7 @@ use crate::model::{GenerateOptions, Generated, Intervention};
 use crate::models::LiveModel;
 use crate::store::Store;
 use crate::types::FeatureRef;
-use crate::{Error, Result};
+use crate::{Error, NoProgress, Progress, Result};
 use serde::{Deserialize, Serialize};
 
 /// One token of a text with a dictionary's code at it.
@@ -99,6 +99,18 @@ impl Store {
         steering: &[Steering],
         opts: &GenerateOptions,
     ) -> Result<Vec<GenerationRun>> {
+        self.generate_with(prompt, steering, opts, &NoProgress)
+    }
+
+    /// [`Store::generate`], stopping with [`Error::Cancelled`] between two new tokens once
+    /// `progress` asks to be cancelled.
+    pub fn generate_with(
+        &self,
+        prompt: &str,
+        steering: &[Steering],
+        opts: &GenerateOptions,
+        progress: &dyn Progress,
+    ) -> Result<Vec<GenerationRun>> {
         if prompt.is_empty() {
             return Err(Error::InvalidArgument(
                 "empty prompt: there is nothing to continue".to_string(),
@@ -113,13 +125,16 @@ impl Store {
             )));
         }
         let ids = live.tokenizer.encode(prompt)?.ids;
+        let stop = || progress.is_cancelled();
         let mut runs = vec![decoded(
             &live,
             "default",
-            live.model.generate(&ids, &[], opts)?,
+            live.model.generate_until(&ids, &[], opts, &stop)?,
         )?];
         if !interventions.is_empty() {
-            let g = live.model.generate(&ids, &interventions, opts)?;
+            let g = live
+                .model
+                .generate_until(&ids, &interventions, opts, &stop)?;
             runs.push(decoded(&live, "intervened", g)?);
         }
         Ok(runs)

@@ -89,6 +89,18 @@ impl Model {
         interventions: &[Intervention],
         opts: &GenerateOptions,
     ) -> Result<Generated> {
+        self.generate_until(prompt, interventions, opts, &|| false)
+    }
+
+    /// [`Model::generate`], asking `stop` before every new token: when it says so, the
+    /// generation ends with [`Error::Cancelled`] (Ctrl-C in the shell, a client gone away).
+    pub fn generate_until(
+        &self,
+        prompt: &[u32],
+        interventions: &[Intervention],
+        opts: &GenerateOptions,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Generated> {
         if !opts.temperature.is_finite() || opts.temperature < 0.0 {
             return Err(Error::InvalidArgument(format!(
                 "temperature {} must be a number >= 0 (0 is greedy)",
@@ -117,6 +129,9 @@ impl Model {
             first_logits: row.clone(),
         };
         for step in 0..opts.max_new_tokens {
+            if stop() {
+                return Err(Error::Cancelled);
+            }
             let next = if opts.temperature == 0.0 {
                 argmax(&row)
             } else {

@@ -297,6 +297,13 @@ fn generate_runs_default_then_intervened_with_clamps_in_units_of_the_stored_max(
     assert_eq!(runs[1].text, tok.decode(&edited.token_ids).unwrap());
     // Without edits, one run.
     assert_eq!(store.generate(prompt, &[], &opts).unwrap().len(), 1);
+    // A cancel asked for stops it between two tokens.
+    let cancel = saedb_engine::Cancel::new();
+    cancel.cancel();
+    let e = store
+        .generate_with(prompt, &edits, &opts, &cancel)
+        .unwrap_err();
+    assert!(matches!(e, saedb_engine::Error::Cancelled), "{e}");
 }
 
 #[test]

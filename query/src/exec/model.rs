@@ -215,7 +215,7 @@ impl Exec<'_> {
         let span = edits.first().map_or(prompt.span, |e| e.feature.span);
         let runs = self
             .store
-            .generate(&prompt.value, &steering, &opts)
+            .generate_with(&prompt.value, &steering, &opts, self.cancel)
             .map_err(|e| self.engine(span, e))?;
         let mut rs = ResultSet::new(
             ResultKind::Generation,
