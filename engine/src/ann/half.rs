@@ -130,9 +130,11 @@ fn dot_f16_avx2(q: &[f32], r: &[u16]) -> f32 {
     sum_lanes_avx(acc) + tail
 }
 
-/// `a · b` of two float16 rows (bit patterns), summed in float32: the distance the index is
-/// built with ([`HalfCosine`]). Same lanes and order as [`dot_f16`], so its AVX2 copy agrees
-/// bit for bit with the portable one.
+/// `a · b` of two float16 rows (bit patterns), summed in float32 with fused multiply-adds: the
+/// distance the index is built with ([`HalfCosine`]), half of a build's time. Each of 32 lanes
+/// accumulates `fma(a_i, b_i, acc)` in order and the lanes are summed as [`sum_lanes`] does, so
+/// the AVX-512 and AVX2 copies agree bit for bit with the portable one (whose `mul_add` is
+/// exact in software too).
 #[inline]
 pub(crate) fn dot_f16_pair(a: &[u16], b: &[u16]) -> f32 {
     type DotPair = fn(&[u16], &[u16]) -> f32;
@@ -142,9 +144,17 @@ pub(crate) fn dot_f16_pair(a: &[u16], b: &[u16]) -> f32 {
 
 fn pick_pair() -> fn(&[u16], &[u16]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") {
-        // SAFETY: the CPU supports AVX2 and F16C, checked just above.
-        return |a, b| unsafe { dot_f16_pair_avx2(a, b) };
+    {
+        let has =
+            |f: bool| f && is_x86_feature_detected!("f16c") && is_x86_feature_detected!("fma");
+        if has(is_x86_feature_detected!("avx512f")) {
+            // SAFETY: the CPU supports AVX-512F, F16C and FMA, checked just above.
+            return |a, b| unsafe { dot_f16_pair_avx512(a, b) };
+        }
+        if has(is_x86_feature_detected!("avx2")) {
+            // SAFETY: the CPU supports AVX2, F16C and FMA, checked just above.
+            return |a, b| unsafe { dot_f16_pair_avx2(a, b) };
+        }
     }
     dot_f16_pair_lanes
 }
@@ -157,7 +167,7 @@ fn dot_f16_pair_lanes(a: &[u16], b: &[u16]) -> f32 {
     let (mut xs, mut ys) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     for (x, y) in (&mut xs).zip(&mut ys) {
         for i in 0..LANES {
-            acc[i] += to_f32(x[i]) * to_f32(y[i]);
+            acc[i] = to_f32(x[i]).mul_add(to_f32(y[i]), acc[i]);
         }
     }
     let tail = pair_tail_dot(xs.remainder(), ys.remainder());
@@ -167,14 +177,16 @@ fn dot_f16_pair_lanes(a: &[u16], b: &[u16]) -> f32 {
 fn pair_tail_dot(a: &[u16], b: &[u16]) -> f32 {
     let mut tail = 0f32;
     for (x, y) in a.iter().zip(b) {
-        tail += f16::from_bits(*x).to_f32() * f16::from_bits(*y).to_f32();
+        tail = f16::from_bits(*x)
+            .to_f32()
+            .mul_add(f16::from_bits(*y).to_f32(), tail);
     }
     tail
 }
 
 /// [`dot_f16_pair_lanes`] in four AVX registers, lanes laid out as in [`dot_f16_avx2`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,f16c")]
+#[target_feature(enable = "avx2,f16c,fma")]
 fn dot_f16_pair_avx2(a: &[u16], b: &[u16]) -> f32 {
     use std::arch::x86_64::*;
     let n = a.len().min(b.len());
@@ -190,11 +202,42 @@ fn dot_f16_pair_avx2(a: &[u16], b: &[u16]) -> f32 {
                     _mm256_cvtph_ps(_mm_loadu_si128(y.as_ptr().add(8 * i).cast())),
                 )
             };
-            *acc = _mm256_add_ps(*acc, _mm256_mul_ps(vx, vy));
+            *acc = _mm256_fmadd_ps(vx, vy, *acc);
         }
     }
     let tail = pair_tail_dot(xs.remainder(), ys.remainder());
     sum_lanes_avx(acc) + tail
+}
+
+/// [`dot_f16_pair_lanes`] in two AVX-512 registers (lane `i` of register `r` is lane `16r + i`),
+/// summed by [`sum_lanes`] itself.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,f16c,fma")]
+fn dot_f16_pair_avx512(a: &[u16], b: &[u16]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [_mm512_setzero_ps(); 2];
+    let (mut xs, mut ys) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut xs).zip(&mut ys) {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: x and y hold LANES = 32 values, so 16i..16i+16 is in bounds for i < 2.
+            let (vx, vy) = unsafe {
+                (
+                    _mm512_cvtph_ps(_mm256_loadu_si256(x.as_ptr().add(16 * i).cast())),
+                    _mm512_cvtph_ps(_mm256_loadu_si256(y.as_ptr().add(16 * i).cast())),
+                )
+            };
+            *acc = _mm512_fmadd_ps(vx, vy, *acc);
+        }
+    }
+    let mut lanes = [0f32; LANES];
+    for (i, acc) in acc.iter().enumerate() {
+        // SAFETY: lanes holds 32 floats, so 16i..16i+16 is in bounds for i < 2.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr().add(16 * i), *acc) };
+    }
+    let tail = pair_tail_dot(xs.remainder(), ys.remainder());
+    sum_lanes(lanes) + tail
 }
 
 /// Cosine distance between float16 unit rows, `1 − a·b` clamped at 0: what hnsw_rs builds the
@@ -238,6 +281,12 @@ mod tests {
             // Products of float16s are exact in float32; only the float32 sums round.
             prop_assert!((f64::from(dot_f16_pair(&a, &b)) - want).abs() <= 1e-5 * scale + 1e-6);
             prop_assert_eq!(dot_f16_pair(&a, &b).to_bits(), dot_f16_pair_lanes(&a, &b).to_bits());
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c") && is_x86_feature_detected!("fma") {
+                // SAFETY: the features were just checked.
+                let avx2 = unsafe { dot_f16_pair_avx2(&a, &b) };
+                prop_assert_eq!(avx2.to_bits(), dot_f16_pair_lanes(&a, &b).to_bits());
+            }
         }
 
         #[test]
