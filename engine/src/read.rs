@@ -404,12 +404,24 @@ impl Store {
             .chunks_exact(vocab.d_model)
             .map(|e| dot(e, row))
             .collect();
-        let mut order: Vec<u32> = (0..effects.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            effects[b as usize]
-                .total_cmp(&effects[a as usize])
-                .then(a.cmp(&b))
-        });
+        // Largest first, ties by token id; only the k at each end are sorted (a full sort of a
+        // 30k vocabulary took longer than the products).
+        let by_effect = |a: &u32, b: &u32| {
+            effects[*b as usize]
+                .total_cmp(&effects[*a as usize])
+                .then(a.cmp(b))
+        };
+        let ends = |mut order: Vec<u32>, cmp: &dyn Fn(&u32, &u32) -> std::cmp::Ordering| {
+            if k < order.len() {
+                order.select_nth_unstable_by(k, cmp);
+                order.truncate(k);
+            }
+            order.sort_by(cmp);
+            order
+        };
+        let all: Vec<u32> = (0..effects.len() as u32).collect();
+        let top = ends(all.clone(), &by_effect);
+        let bottom = ends(all, &|a, b| by_effect(b, a));
         let effect = |t: u32| TokenEffect {
             token: vocab
                 .tokens
@@ -419,8 +431,8 @@ impl Store {
             token_id: t,
             effect: effects[t as usize],
         };
-        let positive = order.iter().take(k).copied().map(effect).collect();
-        let negative = order.iter().rev().take(k).copied().map(effect).collect();
+        let positive = top.into_iter().map(effect).collect();
+        let negative = bottom.into_iter().map(effect).collect();
         Ok(TokenEffects { positive, negative })
     }
 

@@ -67,6 +67,7 @@ pub fn kind_name(k: ResultKind) -> &'static str {
         ResultKind::Dictionaries => "dictionaries",
         ResultKind::Dictionary => "dictionary",
         ResultKind::Describe => "describe",
+        ResultKind::BySource => "by_source",
         ResultKind::TopActivations => "top_activations",
         ResultKind::Sample => "sample",
         ResultKind::Neighbours => "neighbours",

@@ -171,6 +171,10 @@ pub enum Statement {
     Describe {
         feature: FeatureArg,
     },
+    /// `DESCRIBE f BY SOURCE`: where the feature fires, by document source.
+    DescribeBySource {
+        feature: FeatureArg,
+    },
     DescribeDictionary {
         dict: Spanned<String>,
     },

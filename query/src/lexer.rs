@@ -74,6 +74,7 @@ pub const KEYWORDS: &[&str] = &[
     "SEED",
     "SET",
     "SHOW",
+    "SOURCE",
     "SPECIAL",
     "STEER",
     "TEMPERATURE",

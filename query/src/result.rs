@@ -83,6 +83,8 @@ pub enum ResultKind {
     Dictionaries,
     Dictionary,
     Describe,
+    /// `DESCRIBE f BY SOURCE`.
+    BySource,
     TopActivations,
     Sample,
     Neighbours,

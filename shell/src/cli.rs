@@ -132,6 +132,42 @@ Examples:
         output: OutputArgs,
     },
 
+    /// Serve a store's pages in the browser: features, maps, documents, graphs, a query console.
+    #[command(after_long_help = "\
+A local web server (127.0.0.1 unless --host says otherwise) with a page for every feature
+(/f/L2/1234: label, density, histogram, top activations in context, quantile samples, token
+effects, neighbours in every dictionary, where it fires by document source, a neighbourhood map),
+a map of each dictionary (/map/L2), every document (/doc/17) with the features at each token,
+attribution graphs (/graph/NAME) with a CHAINS form, label search and a query console.
+
+Read-only unless --writable (then labels can be edited on feature pages and by LABEL in the
+console, and dictionary maps are cached in the store). Statements in the console stop after
+--query-timeout seconds. docs/SERVE.md describes every page.
+
+Examples:
+  saedb serve my.saedb                      # then open http://127.0.0.1:8080/
+  saedb serve my.saedb --port 9000 --writable")]
+    Serve {
+        /// An existing store directory.
+        store: PathBuf,
+        /// The port to listen on (0 picks a free one).
+        #[arg(long, short, default_value_t = 8080)]
+        port: u16,
+        /// The address to bind. Anything but 127.0.0.1 exposes the store to the network.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Allow label edits (the store is opened writable; no other process may ingest meanwhile).
+        #[arg(long)]
+        writable: bool,
+        /// Seconds a console statement may run before the page reports the time limit.
+        #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+        query_timeout: f64,
+    },
+
+    /// Export pages as files to share.
+    #[command(subcommand)]
+    Export(Export),
+
     /// Build a store from the bundled fixtures and run a tour of queries, then open the shell.
     #[command(after_long_help = "\
 The demo ingests fixtures/minilm-mini (two real TopK SAEs on all-MiniLM-L6-v2, as L2 and L4; 54
@@ -366,6 +402,47 @@ Examples:
         #[arg(long, short)]
         tokenizer: Option<PathBuf>,
     },
+    /// Feature labels made elsewhere: Neuronpedia explanation exports, or CSV feature,label.
+    #[command(after_long_help = "\
+FILE is one of:
+  - Neuronpedia explanations as JSON lines (its public dataset exports, .jsonl or .jsonl.gz) or
+    one JSON array (its API): objects with \"index\" (the feature) and \"description\" (the label);
+  - CSV rows feature,label (a header row is allowed; quote labels that hold commas).
+All or nothing: a feature out of range or a malformed line changes nothing. Reports how many
+labels were new, replaced and skipped (empty, repeated in the file, or unchanged). A feature
+listed twice keeps its first label.
+
+Examples:
+  saedb ingest labels my.saedb --dictionary L2 explanations.jsonl
+  saedb ingest labels my.saedb --dictionary L2 labels.csv")]
+    Labels {
+        /// An existing store directory.
+        store: PathBuf,
+        /// The dictionary the labels belong to.
+        #[arg(long, short)]
+        dictionary: String,
+        /// The label file (.json, .jsonl, .jsonl.gz or .csv).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Export {
+    /// A feature's page as one self-contained HTML file (styles inline, no server needed).
+    #[command(after_long_help = "\
+Examples:
+  saedb export html my.saedb --feature L2/1234                 # writes ./L2-1234.html
+  saedb export html my.saedb --feature L2/1234 --out shared/")]
+    Html {
+        /// An existing store directory.
+        store: PathBuf,
+        /// The feature, as DICTIONARY/INDEX (e.g. L2/1234).
+        #[arg(long)]
+        feature: String,
+        /// The directory to write <DICT>-<INDEX>.html into (created if absent).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 /// The output format of statements.
@@ -504,6 +581,27 @@ mod tests {
             vec!["saedb", "shell", "s"],
             vec!["saedb", "demo", "--store", "d", "--no-shell"],
             vec!["saedb", "demo"],
+            vec!["saedb", "serve", "s"],
+            vec!["saedb", "serve", "s", "--port", "0", "--writable"],
+            vec![
+                "saedb",
+                "ingest",
+                "labels",
+                "s",
+                "--dictionary",
+                "L2",
+                "l.csv",
+            ],
+            vec![
+                "saedb",
+                "export",
+                "html",
+                "s",
+                "--feature",
+                "L2/3",
+                "--out",
+                "d",
+            ],
         ];
         for args in ok {
             Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));

@@ -1,7 +1,7 @@
 //! The subcommands: ingest, info and check here; query/run in `statements`, shell in `repl`, demo in
 //! `demo`. Nothing else in the binary depends on this file (it sits on top of the others).
 
-use crate::cli::{Command, DropWhat, InfoFormat, Ingest};
+use crate::cli::{Command, DropWhat, Export, InfoFormat, Ingest};
 use crate::output;
 use crate::progress::Bars;
 use crate::stores::{must_exist, naming, open_existing, open_existing_read_only, store_error};
@@ -11,7 +11,24 @@ use saedb_query::render::{render_check, render_info, render_ingest, render_model
 
 pub fn run(command: Command) -> Result<()> {
     match command {
+        Command::Ingest(Ingest::Labels {
+            store,
+            dictionary,
+            file,
+        }) => crate::web::ingest_labels(&store, &dictionary, &file),
         Command::Ingest(ingest) => run_ingest(ingest),
+        Command::Serve {
+            store,
+            port,
+            host,
+            writable,
+            query_timeout,
+        } => crate::web::serve(&store, host, port, writable, query_timeout),
+        Command::Export(Export::Html {
+            store,
+            feature,
+            out,
+        }) => crate::web::export_html(&store, &feature, &out),
         Command::Drop(DropWhat::Graph { store, name }) => {
             let s = open_existing(&store)?;
             let g = s.drop_graph(&name).map_err(|e| naming(&store, e))?;
@@ -134,6 +151,7 @@ fn run_ingest(ingest: Ingest) -> Result<()> {
             }
             (store, path)
         }
+        Ingest::Labels { .. } => unreachable!("labels go to web::ingest_labels"),
     };
     must_exist(input)?;
     let bars = Bars::for_stderr();
@@ -182,6 +200,7 @@ fn run_ingest(ingest: Ingest) -> Result<()> {
             tokenizer,
             ..
         } => store.ingest_model(name, path, tokenizer.as_deref(), &bars),
+        Ingest::Labels { .. } => unreachable!("labels go to web::ingest_labels"),
     };
     bars.abandon();
     let report = result.map_err(|e| match e {

@@ -1,4 +1,4 @@
-//! `saedb`: the command-line tool of saedb — ingest, info, query, run, shell and demo.
+//! `saedb`: the command-line tool of saedb — ingest, info, query, run, shell, demo, serve and export.
 
 mod cli;
 mod commands;
@@ -10,6 +10,7 @@ mod progress;
 mod repl;
 mod statements;
 mod stores;
+mod web;
 
 use clap::Parser;
 use std::process::ExitCode;

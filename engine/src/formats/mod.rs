@@ -7,6 +7,7 @@
 pub(crate) mod cfg_keys;
 pub mod delphi;
 pub mod dense;
+pub mod labels;
 pub mod npy;
 pub(crate) mod raw;
 pub mod sae;

@@ -5,6 +5,7 @@
 mod common;
 mod concurrency;
 mod crash;
+mod explore;
 mod fixture_store;
 mod formats;
 mod graph;

@@ -18,6 +18,7 @@ impl Exec<'_> {
             Statement::ShowLabels { limit } => self.show_labels(limit),
             Statement::ShowDoc { doc, positions } => self.show_doc(doc, *positions),
             Statement::Describe { feature } => self.describe(feature),
+            Statement::DescribeBySource { feature } => self.describe_by_source(feature),
             Statement::DescribeGraph { graph } => {
                 let info = self
                     .store
@@ -238,6 +239,29 @@ impl Exec<'_> {
             Value::opt_str(s.label),
             Value::Histogram(s.histogram.iter().map(|b| (b.lo, b.hi, b.count)).collect()),
         ]);
+        Ok(rs)
+    }
+
+    pub(super) fn describe_by_source(&self, feature: &FeatureArg) -> R<ResultSet> {
+        let f = self.feature(feature)?;
+        let sources = self
+            .store
+            .activations_by_source(&f)
+            .map_err(|e| self.engine(feature.span, e))?;
+        let mut rs = ResultSet::new(
+            ResultKind::BySource,
+            &["source", "count", "share", "documents", "max"],
+        );
+        rs.title = Some(format!("FEATURE {f} BY SOURCE"));
+        for s in sources {
+            rs.rows.push(vec![
+                Value::Str(s.source),
+                Value::Int(s.count as i64),
+                Value::Float(s.share),
+                Value::Int(s.documents as i64),
+                Value::from_f32(s.max),
+            ]);
+        }
         Ok(rs)
     }
 

@@ -50,11 +50,15 @@ impl Builder<'_> {
                 })
             }
             Rule::describe_stmt => {
-                let target = inner
+                let mut parts = inner
                     .into_inner()
-                    .find(|p| p.as_rule() != Rule::KW_DESCRIBE)
-                    .expect("target");
+                    .filter(|p| p.as_rule() != Rule::KW_DESCRIBE);
+                let target = parts.next().expect("target");
+                let by_source = parts.any(|p| p.as_rule() == Rule::by_source);
                 match target.as_rule() {
+                    Rule::feature if by_source => Ok(Statement::DescribeBySource {
+                        feature: self.feature(target)?,
+                    }),
                     Rule::feature => Ok(Statement::Describe {
                         feature: self.feature(target)?,
                     }),
