@@ -11,9 +11,11 @@
 //! on every run) exactly as the server does, after one untimed warm-up page (which loads the
 //! decoder, the HNSW index and the vocabulary matrix, as a server's first page does). Prints
 //! p50 / p99 of the whole page and the median of each part, and the same store call that every
-//! page makes first (`feature_stats`) as a baseline measured in the same run.
+//! page makes first (`feature_stats`) as a baseline measured in the same run. Then computes the
+//! dictionary's map (the `/map/` page's layout) and prints how long it took, or that the store
+//! had it cached.
 
-use saedb_engine::{FeatureRef, Store};
+use saedb_engine::{FeatureRef, NoProgress, Store};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -73,6 +75,16 @@ fn main() {
     for (name, mut v) in parts {
         println!("  {name:<12} {:>8.2} ms", percentile(&mut v, 0.5));
     }
+    let map = store.dictionary_map(dict, &NoProgress).expect("map");
+    println!(
+        "map of {dict}: {} points, {}",
+        map.points.len(),
+        if map.from_cache {
+            "read from the store's cache".to_string()
+        } else {
+            format!("computed in {:.2} s", map.seconds)
+        }
+    );
 }
 
 fn ms(t: Instant) -> f64 {

@@ -25,7 +25,9 @@ pub use data::{render_csv, render_json, rows_to_json};
 pub use highlight::activation_text;
 pub use store::{render_check, render_info, render_ingest, render_models};
 pub use table::{render_table, render_table_styled, TableStyle};
-pub use text::{context_text, format_float, human_bytes, sparkline, thousands};
+pub use text::{
+    context_text, format_float, human_bytes, reading_pieces, sparkline, thousands, ReadingPiece,
+};
 
 use crate::result::ResultSet;
 use std::fmt;

@@ -71,32 +71,45 @@ pub(crate) fn tokens_as_text(
     tokens: &[String],
     mut mark: impl FnMut(usize, &str) -> String,
 ) -> String {
+    let mut out = String::new();
+    for (i, piece) in reading_pieces(tokens).into_iter().enumerate() {
+        out.push_str(piece.before);
+        out.push_str(&mark(i, &escape_controls(&piece.text)));
+    }
+    out
+}
+
+/// One token as it reads in running text (see [`context_text`]): what goes before it (a space,
+/// `…` for a word cut by the window's edge, or nothing) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadingPiece {
+    pub before: &'static str,
+    pub text: String,
+}
+
+/// The tokens of a window as they read in running text, one piece per token (the rule of
+/// [`context_text`], for renderers that mark up each token, like the web pages).
+pub fn reading_pieces(tokens: &[String]) -> Vec<ReadingPiece> {
     let spaced = tokens
         .iter()
         .any(|t| t.starts_with(' ') || t.starts_with('Ġ') || t.starts_with('▁'));
-    let mut out = String::new();
-    for (i, t) in tokens.iter().enumerate() {
-        let piece: std::borrow::Cow<str> = if spaced {
-            t.replace(['Ġ', '▁'], " ").into()
-        } else {
-            match continuation(t) {
-                Some(rest) if i == 0 => {
-                    out.push('…');
-                    rest.into()
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (before, text) = if spaced {
+                ("", t.replace(['Ġ', '▁'], " "))
+            } else {
+                match continuation(t) {
+                    Some(rest) if i == 0 => ("…", rest.to_string()),
+                    Some(rest) => ("", rest.to_string()),
+                    None if i > 0 => (" ", t.clone()),
+                    None => ("", t.clone()),
                 }
-                Some(rest) => rest.into(),
-                None => {
-                    if i > 0 {
-                        out.push(' ');
-                    }
-                    t.as_str().into()
-                }
-            }
-        };
-        let shown = escape_controls(&piece);
-        out.push_str(&mark(i, &shown));
-    }
-    out
+            };
+            ReadingPiece { before, text }
+        })
+        .collect()
 }
 
 /// Control characters as escapes (`\n`, `\u{1b}`), so that a value stays on its line.

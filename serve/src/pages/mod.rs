@@ -54,7 +54,8 @@ impl<'a> Names<'a> {
 }
 
 /// Tokens `pos - before ..= pos + after` of a document as spans; each token's value of the
-/// feature (from `values`) shades it and shows on hover; the centre token is outlined.
+/// feature (from `values`) shades it and shows on hover; the centre token is outlined. Tokens
+/// read as text: WordPiece words spaced and their `##` pieces glued on, as the shell shows them.
 pub(crate) fn context_html(
     tokens: &[String],
     doc: u32,
@@ -68,10 +69,12 @@ pub(crate) fn context_html(
     let lo = p.saturating_sub(before);
     let hi = (p + after + 1).min(tokens.len());
     let mut s = String::from("<span class=\"ctx\">");
-    if lo > 0 {
+    let pieces = saedb_query::render::reading_pieces(&tokens[lo..hi]);
+    if lo > 0 && pieces.first().is_some_and(|p| p.before.is_empty()) {
         s.push('…');
     }
-    for (i, t) in tokens.iter().enumerate().take(hi).skip(lo) {
+    for ((i, t), piece) in tokens.iter().enumerate().take(hi).skip(lo).zip(&pieces) {
+        s.push_str(piece.before);
         let v = values.get(&(doc, i as u32)).copied().unwrap_or(0.0);
         let alpha = if max > 0.0 {
             (v / max).clamp(0.0, 1.0)
@@ -85,7 +88,7 @@ pub(crate) fn context_html(
              title=\"{} · {}\">{}</span>",
             Esc(&format!("{t:?}")),
             crate::html::num(v as f64),
-            Esc(&token_text(t))
+            Esc(&token_text(&piece.text))
         );
     }
     if hi < tokens.len() {
