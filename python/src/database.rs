@@ -4,6 +4,7 @@ use crate::errors::{engine_error, query_error, Error, InputError};
 use crate::progress;
 use crate::result::QueryResult;
 use crate::statement::{self, clause, quote, FeatureArg};
+use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 use saedb_engine::{FeatureRef, OpenOptions, Store};
 use saedb_query::Session;
@@ -73,19 +74,38 @@ impl Database {
             .ok_or_else(closed)
     }
 
-    /// Runs `text` in the session with the GIL released; the last statement's result.
+    /// Runs `text` in the session with the GIL released; the last statement's result. Ctrl-C
+    /// stops it (inside the long reads, and between the statements of a script) and raises
+    /// `KeyboardInterrupt`; the session stays usable.
     pub fn run(&self, py: Python<'_>, text: &str) -> PyResult<QueryResult> {
-        let outcome = py.detach(|| {
-            let mut guard = self.state.lock().map_err(|_| ())?;
-            match guard.as_mut() {
-                Some(open) => Ok(open.session.execute(text)),
-                None => Err(()),
+        let cancel = self
+            .lock()?
+            .as_ref()
+            .map(|o| o.session.cancel_handle())
+            .ok_or_else(closed)?;
+        let (outcome, interrupt) = progress::interruptible(
+            py,
+            || cancel.cancel(),
+            || {
+                let mut guard = self.state.lock().map_err(|_| ())?;
+                match guard.as_mut() {
+                    Some(open) => Ok(open.session.execute(text)),
+                    None => Err(()),
+                }
+            },
+        )?;
+        match (outcome, interrupt) {
+            (Err(()), _) => Err(self.lock().err().unwrap_or_else(closed)),
+            (Ok(Err(e)), Some(interrupt)) if e.kind == saedb_query::ErrorKind::Cancelled => {
+                Err(interrupt)
             }
-        });
-        match outcome {
-            Err(()) => Err(self.lock().err().unwrap_or_else(closed)),
-            Ok(Err(e)) => Err(query_error(py, &e, text)),
-            Ok(Ok(mut results)) => Ok(results
+            (Ok(Err(e)), _) => Err(query_error(py, &e, text)),
+            // Python's interrupt arrived after the last statement had run: say so, since a
+            // statement that writes (LABEL, DROP GRAPH) has done it.
+            (Ok(Ok(_)), Some(_)) => Err(PyKeyboardInterrupt::new_err(
+                "interrupted after the statements had run: any change they made is in the store",
+            )),
+            (Ok(Ok(mut results)), None) => Ok(results
                 .pop()
                 .map(QueryResult::new)
                 .unwrap_or_else(QueryResult::empty)),

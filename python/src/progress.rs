@@ -162,3 +162,44 @@ pub fn run<T: Send>(
         (Ok(_), Some(e)) => Err(e),
     }
 }
+
+/// Runs `job` on a worker thread with the GIL released, for work whose cancellation is not a
+/// [`Reporter`] (a query session's own flag). The calling thread wakes every `POLL` to let Python
+/// see signals; on Ctrl-C it calls `cancel` once, waits for the job to stop at its next check,
+/// and returns the job's outcome with the `KeyboardInterrupt` to raise.
+pub fn interruptible<T: Send>(
+    py: Python<'_>,
+    cancel: impl Fn() + Sync,
+    job: impl FnOnce() -> T + Send,
+) -> PyResult<(T, Option<PyErr>)> {
+    let done = Reporter::default();
+    let mut interrupt: Option<PyErr> = None;
+    let joined = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            let out = job();
+            done.mark_finished();
+            out
+        });
+        loop {
+            py.detach(|| done.wait());
+            if interrupt.is_none() {
+                if let Err(e) = py.check_signals() {
+                    cancel();
+                    interrupt = Some(e);
+                }
+            }
+            if worker.is_finished() {
+                break worker.join();
+            }
+        }
+    });
+    let out = joined.map_err(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        crate::errors::Error::new_err(format!("internal error in saedb (a bug): {what}"))
+    })?;
+    Ok((out, interrupt))
+}

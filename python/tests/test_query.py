@@ -150,3 +150,27 @@ def test_numeric_columns_are_numpy(ro):
     assert isinstance(res.column("token"), list)
     with pytest.raises(KeyError, match="no column 'nope'"):
         res.column("nope")
+
+
+def test_ctrl_c_stops_a_long_script_and_the_session_stays(ro):
+    """Ctrl-C (here `_thread.interrupt_main`, which Python treats as a SIGINT) stops a running
+    script at its next statement instead of after all of them, and the Database stays usable."""
+    import _thread
+    import threading
+    import time
+
+    one = "SHOW DICTIONARIES;"
+    t = time.perf_counter()
+    ro.sql(one * 2000)
+    per_statement = (time.perf_counter() - t) / 2000
+    # A script that would run for about 60 s uninterrupted.
+    n = max(10_000, int(60 / max(per_statement, 1e-7)))
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    t = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        ro.sql(one * n)
+    elapsed = time.perf_counter() - t
+    timer.join()
+    assert elapsed < 20, f"the interrupt took {elapsed:.1f} s to stop a {n}-statement script"
+    assert [r["name"] for r in ro.sql("SHOW DICTIONARIES").rows()] == ["L2", "L4"]
