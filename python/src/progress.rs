@@ -40,6 +40,10 @@ impl Reporter {
         self.wake.notify_all();
     }
 
+    fn is_finished(&self) -> bool {
+        self.finished.lock().map(|f| *f).unwrap_or(true)
+    }
+
     /// Waits until the work is finished or `POLL` has passed.
     fn wait(&self) {
         if let Ok(f) = self.finished.lock() {
@@ -112,7 +116,7 @@ pub fn run<T: Send>(
         });
         loop {
             py.detach(|| reporter.wait());
-            let finished = worker.is_finished();
+            let finished = reporter.is_finished();
             let snap = reporter.snapshot();
             if let Some(cb) = &callback {
                 if pending.is_none() && last.as_ref() != Some(&snap) && !snap.0.is_empty() {
@@ -131,7 +135,7 @@ pub fn run<T: Send>(
                 reporter.cancelled.store(true, Ordering::Relaxed);
             }
             if finished {
-                break worker.join();
+                break py.detach(|| worker.join());
             }
         }
     });
@@ -188,8 +192,10 @@ pub fn interruptible<T: Send>(
                     interrupt = Some(e);
                 }
             }
-            if worker.is_finished() {
-                break worker.join();
+            // The job's own flag, not `is_finished`: the thread may not have exited yet, and
+            // spinning until it does costs a time slice on a loaded machine.
+            if done.is_finished() {
+                break py.detach(|| worker.join());
             }
         }
     });
