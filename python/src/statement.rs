@@ -58,27 +58,8 @@ pub fn name(kind: &str, s: &str) -> Result<String, String> {
     }
 }
 
-/// A string literal of the language, with its escapes.
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\0' => out.push_str("\\0"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// A string literal of the language, with its escapes (the lexer's own quoting).
+pub use saedb_query::quote;
 
 /// Appends ` KEYWORD value` when there is a value.
 pub fn clause(out: &mut String, keyword: &str, value: Option<impl std::fmt::Display>) {
