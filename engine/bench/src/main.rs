@@ -10,6 +10,7 @@ mod disk;
 mod flat;
 mod floor;
 mod gen;
+mod model;
 mod rng;
 mod st;
 
@@ -53,8 +54,9 @@ struct Args {
     keep: bool,
     /// Measure only these sections (comma-separated): storage (ingest, size, TOP 20, FEATURES
     /// AT), knn, encode, chains, dict (the dictionary ingest alone, index deferred: time and
-    /// peak RSS). `--only knn --scale large` builds just the 131k dictionary.
-    #[arg(long, value_delimiter = ',', default_values_t = SECTIONS.map(String::from))]
+    /// peak RSS) — the default: all five — and model (only when named: SmolLM2 with its SAEs, no
+    /// scale, no corpus). `--only knn --scale large` builds just the 131k dictionary.
+    #[arg(long, value_delimiter = ',', default_values_t = SCALE_SECTIONS.map(String::from))]
     only: Vec<String>,
     /// Override the scale's dictionary size d_sae (e.g. `--scale large --d-sae 32768 --only knn`).
     #[arg(long)]
@@ -68,7 +70,10 @@ struct Args {
     d_in: Option<usize>,
 }
 
-const SECTIONS: [&str; 5] = ["storage", "knn", "encode", "chains", "dict"];
+/// The sections measured on each scale's synthetic corpus (the default).
+const SCALE_SECTIONS: [&str; 5] = ["storage", "knn", "encode", "chains", "dict"];
+/// Every section; `model` runs minutes of a real model, so only when asked for.
+const SECTIONS: [&str; 6] = ["storage", "knn", "encode", "chains", "dict", "model"];
 
 impl Args {
     fn wants(&self, section: &str) -> bool {
@@ -86,10 +91,17 @@ fn target_dir() -> PathBuf {
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(bad) = args.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
-        bail!("unknown section '{bad}' in --only (storage, knn, encode, chains, dict)");
+        bail!("unknown section '{bad}' in --only (storage, knn, encode, chains, dict, model)");
     }
+    // The model section is measured once, on real weights, whatever the scales.
+    let model = if args.wants("model") {
+        model::run()?
+    } else {
+        None
+    };
+    let scale_sections = args.only.iter().any(|s| s != "model");
     let mut runs: Vec<Map<String, Value>> = Vec::new();
-    for name in &args.scale {
+    for name in args.scale.iter().filter(|_| scale_sections) {
         let mut spec = ScaleSpec::named(name)
             .with_context(|| format!("unknown scale '{name}' (tiny, small, medium, large, xl)"))?;
         if let Some(d_in) = args.d_in {
@@ -145,6 +157,10 @@ fn main() -> Result<()> {
         if tenfold { growth.clone() } else { Value::Null },
     );
     summary.insert("runs".into(), json!(runs));
+    if let Some(m) = &model {
+        print_model_table(m);
+        summary.insert("model".into(), json!(m));
+    }
     for (i, run) in runs.iter().enumerate() {
         print_table(
             run,
@@ -706,6 +722,27 @@ fn utc_now() -> String {
         rem / 3600,
         rem % 3600 / 60
     )
+}
+
+/// The model section's rows (issue 14's targets).
+fn print_model_table(m: &Map<String, Value>) {
+    println!(
+        "\nsaedb-bench model: SmolLM2-135M-Instruct (f32) + SAEs L9, L18, profile {}, {}",
+        if cfg!(debug_assertions) {
+            "dev"
+        } else {
+            "release"
+        },
+        utc_now()
+    );
+    for (k, v, target, base, ok) in model::rows(m) {
+        let verdict = match (target.starts_with('('), ok) {
+            (true, _) => "",
+            (false, true) => "met",
+            (false, false) => "MISSED",
+        };
+        println!("| {k:<26} | {v:>8} | {target:<10} | {base:<44} | {verdict:<6} |");
+    }
 }
 
 /// One row per metric: value, target (issue 5, medium scale unless noted), baseline, verdict.
