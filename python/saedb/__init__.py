@@ -18,11 +18,13 @@ from ._saedb import (
     Result,
     StoreLocked,
     __version__,
+    models_dir,
     open,
 )
 
 __all__ = [
     "open",
+    "models_dir",
     "Database",
     "Result",
     "Error",

@@ -131,6 +131,32 @@ class Database:
         """``LABEL feature AS "text"``."""
     def search_labels(self, text: str, limit: int = 20) -> Result:
         """``SEARCH LABELS "text" LIMIT limit``."""
+    def features_of_text(
+        self, text: str, dictionary: Optional[str] = None, k: int = 10
+    ) -> Result:
+        """``FEATURES OF TEXT "text" [IN dictionary] LIMIT k``: the text through the model the
+        dictionary reads (``ingest_model``); rows ``pos, token, token_id, feature, value, label``."""
+    def top_features_of_text(
+        self, text: str, dictionary: Optional[str] = None, k: int = 10
+    ) -> Result:
+        """``TOP FEATURES OF TEXT "text" [IN dictionary] LIMIT k``: rows ``feature, max, pos,
+        token, label``."""
+    def activation_on_text(self, feature: Feature, text: str) -> Result:
+        """``ACTIVATION OF feature ON TEXT "text"``: rows ``pos, token, value, fraction_of_max``."""
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_tokens: Optional[int] = None,
+        clamp: Optional[Union[Dict[Feature, float], Sequence[Tuple[Feature, float]]]] = None,
+        steer: Optional[Union[Dict[Feature, float], Sequence[Tuple[Feature, float]]]] = None,
+        times_max: bool = False,
+        temperature: Optional[float] = None,
+        seed: Optional[int] = None,
+    ) -> Result:
+        """``GENERATE "prompt" [MAX TOKENS n] [CLAMP f TO v [TIMES MAX]] ... [STEER f BY a] ...``:
+        rows ``run`` ('default', then 'intervened' when there are edits), ``text``,
+        ``token_ids``, ``logprobs`` (the new tokens only)."""
     def info(self) -> Dict[str, Any]:
         """What ``saedb info`` shows."""
     def document(self, doc: int) -> Dict[str, Any]:
@@ -166,6 +192,16 @@ class Database:
         """Documents from a JSON-lines file, or a list of documents: dicts with ``doc``,
         ``tokens`` and optional ``token_ids``, ``text``, ``source``, or lists of token strings
         (document ids 0, 1, ...)."""
+    def ingest_model(
+        self,
+        name: str,
+        path: PathLike,
+        *,
+        tokenizer: Optional[PathLike] = None,
+        progress: Progress = None,
+    ) -> IngestReport:
+        """Registers a model (a ``.gguf`` file or a HF safetensors folder) for the dictionaries
+        whose hook it has: its path, file hash and configuration, never the weights."""
     def ingest_latents(
         self, dictionary: str, path: PathLike, *, progress: Progress = None
     ) -> IngestReport:
@@ -198,6 +234,10 @@ class Database:
         """A model's embedding / unembedding matrix with its vocabulary, for token effects."""
     def ingest_graph(self, name: str, path: PathLike, *, progress: Progress = None) -> IngestReport:
         """A circuit-tracer attribution graph (JSON)."""
+
+def models_dir() -> "os.PathLike[str]":
+    """Where saedb looks for downloaded model files: ``$SAEDB_MODELS``, else
+    ``$XDG_CACHE_HOME/saedb/models``, else ``~/.cache/saedb/models``."""
 
 def open(path: PathLike, read_only: bool = False, *, progress: Progress = None) -> Database:
     """Opens the store at ``path`` (created if missing, unless ``read_only``). A store of an

@@ -8,6 +8,7 @@ use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 use saedb_engine::{FeatureRef, OpenOptions, Store};
 use saedb_query::Session;
+use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -115,6 +116,46 @@ impl Database {
     fn feature(f: &FeatureArg) -> PyResult<String> {
         f.to_statement().map_err(bad_argument)
     }
+}
+
+/// `KIND "text" [IN dictionary] LIMIT k`.
+fn text_statement(kind: &str, text: &str, dictionary: Option<&str>, k: i64) -> PyResult<String> {
+    let mut stmt = format!("{kind} {}", quote(text));
+    let dict = dictionary
+        .map(|d| statement::name("dictionary", d))
+        .transpose();
+    clause(&mut stmt, "IN", dict.map_err(bad_argument)?);
+    clause(&mut stmt, "LIMIT", Some(positive("k", k)?));
+    Ok(stmt)
+}
+
+/// `clamp=` / `steer=`: a mapping or pairs of feature → finite number, as statement text.
+fn feature_values(what: &str, arg: Option<Bound<'_, PyAny>>) -> PyResult<Vec<(String, f64)>> {
+    let Some(arg) = arg.filter(|a| !a.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let pairs = match arg.cast::<pyo3::types::PyDict>() {
+        Ok(d) => d.items().into_any(),
+        Err(_) => arg,
+    };
+    let mut out = Vec::new();
+    for item in pairs
+        .try_iter()
+        .map_err(|_| bad_argument(format!("{what}= takes a dict or pairs of feature → number")))?
+    {
+        let (f, v): (FeatureArg, f64) = item?.extract().map_err(|_| {
+            bad_argument(format!(
+                "{what}= takes a dict or pairs of feature → number (a feature is \"L2/123\" or (\"L2\", 123))"
+            ))
+        })?;
+        if !v.is_finite() {
+            return Err(bad_argument(format!(
+                "{what}= values must be finite, not {v}"
+            )));
+        }
+        out.push((f.to_statement().map_err(bad_argument)?, v));
+    }
+    Ok(out)
 }
 
 fn positive(what: &str, n: i64) -> PyResult<i64> {
@@ -331,6 +372,109 @@ impl Database {
             positive("limit", limit)?
         );
         self.run(py, &stmt)
+    }
+
+    /// `FEATURES OF TEXT "text" [IN dictionary] LIMIT k`: the text run through the model the
+    /// dictionary reads (registered with `ingest_model`), each token's `k` strongest features.
+    #[pyo3(signature = (text, dictionary = None, k = 10))]
+    fn features_of_text(
+        &self,
+        py: Python<'_>,
+        text: &str,
+        dictionary: Option<&str>,
+        k: i64,
+    ) -> PyResult<QueryResult> {
+        self.run(
+            py,
+            &text_statement("FEATURES OF TEXT", text, dictionary, k)?,
+        )
+    }
+
+    /// `TOP FEATURES OF TEXT "text" [IN dictionary] LIMIT k`: features ranked by their maximum
+    /// over the text, with the token where it is reached.
+    #[pyo3(signature = (text, dictionary = None, k = 10))]
+    fn top_features_of_text(
+        &self,
+        py: Python<'_>,
+        text: &str,
+        dictionary: Option<&str>,
+        k: i64,
+    ) -> PyResult<QueryResult> {
+        self.run(
+            py,
+            &text_statement("TOP FEATURES OF TEXT", text, dictionary, k)?,
+        )
+    }
+
+    /// `ACTIVATION OF feature ON TEXT "text"`: one feature's value at every token, and as a
+    /// fraction of its largest stored activation.
+    fn activation_on_text(
+        &self,
+        py: Python<'_>,
+        feature: FeatureArg,
+        text: &str,
+    ) -> PyResult<QueryResult> {
+        let stmt = format!(
+            "ACTIVATION OF {} ON TEXT {}",
+            Self::feature(&feature)?,
+            quote(text)
+        );
+        self.run(py, &stmt)
+    }
+
+    /// `GENERATE "prompt" [MAX TOKENS n] [CLAMP f TO v [TIMES MAX]] ... [STEER f BY a] ...
+    /// [TEMPERATURE t SEED s]`: the default continuation, then (with edits) the intervened one.
+    /// `clamp` and `steer` map features to values (a dict, or pairs); `times_max` gives every
+    /// clamp value in multiples of the feature's largest stored activation.
+    #[pyo3(signature = (prompt, *, max_tokens = None, clamp = None, steer = None,
+                        times_max = false, temperature = None, seed = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn generate(
+        &self,
+        py: Python<'_>,
+        prompt: &str,
+        max_tokens: Option<i64>,
+        clamp: Option<Bound<'_, PyAny>>,
+        steer: Option<Bound<'_, PyAny>>,
+        times_max: bool,
+        temperature: Option<f64>,
+        seed: Option<u64>,
+    ) -> PyResult<QueryResult> {
+        let mut text = format!("GENERATE {}", quote(prompt));
+        clause(
+            &mut text,
+            "MAX TOKENS",
+            max_tokens.map(|n| positive("max_tokens", n)).transpose()?,
+        );
+        for (f, v) in feature_values("clamp", clamp)? {
+            let _ = write!(text, " CLAMP {f} TO {v}");
+            if times_max {
+                text.push_str(" TIMES MAX");
+            }
+        }
+        for (f, a) in feature_values("steer", steer)? {
+            let _ = write!(text, " STEER {f} BY {a}");
+        }
+        match (temperature, seed) {
+            (None, None) => {}
+            (Some(t), s) if t.is_finite() && t >= 0.0 => {
+                let _ = write!(text, " TEMPERATURE {t}");
+                if let Some(s) = s {
+                    let _ = write!(text, " SEED {s}");
+                }
+            }
+            (Some(t), _) => {
+                return Err(bad_argument(format!(
+                    "temperature must be a finite number >= 0, not {t}"
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(bad_argument(
+                    "seed= needs temperature= (greedy decoding uses no seed)".to_string(),
+                ))
+            }
+        }
+        self.run(py, &text)
     }
 
     /// What `saedb info` shows, as a dict (documents, tokens, dictionaries, vocabulary, graphs...).

@@ -235,6 +235,27 @@ impl Database {
         report(py, &r)
     }
 
+    /// Registers the model at `path` (a `.gguf` file or a HF safetensors folder) as `name`, for
+    /// the dictionaries whose hook it has: its path, a hash of its files and its configuration
+    /// are stored, never the weights. `tokenizer` is a tokenizer.json where the model carries
+    /// none saedb reads. Registering a name again replaces it.
+    #[pyo3(signature = (name, path, *, tokenizer = None, progress = None))]
+    fn ingest_model<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        path: PathBuf,
+        tokenizer: Option<PathBuf>,
+        progress: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let store = self.store()?;
+        let cb = resolve_callback(py, progress)?;
+        let r = progress::run(py, cb, |p| {
+            store.ingest_model(name, &path, tokenizer.as_deref(), p)
+        })?;
+        report(py, &r)
+    }
+
     /// Ingests pre-encoded sparse latents (delphi's cache: a split folder or a safetensors file)
     /// as activations of `dictionary`.
     #[pyo3(signature = (dictionary, path, *, progress = None))]

@@ -31,5 +31,14 @@ fn _saedb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FORMAT_VERSION", saedb_engine::FORMAT_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(database::_time_rust_statement, m)?)?;
+    m.add_function(wrap_pyfunction!(models_dir, m)?)?;
     Ok(())
+}
+
+/// Where saedb looks for downloaded model files (the tests, the demo and CI unpack the model
+/// wheels there): `$SAEDB_MODELS`, else `$XDG_CACHE_HOME/saedb/models`, else
+/// `~/.cache/saedb/models`.
+#[pyfunction]
+fn models_dir() -> std::path::PathBuf {
+    saedb_engine::model::models_dir()
 }

@@ -49,4 +49,4 @@ def test_stubs_match_the_module():
     assert checked >= 20
     assert sorted(saedb.__all__) == sorted(
         n for n in ("open", "Database", "Result", "Error", "QueryError", "StoreLocked",
-                    "InputError", "FORMAT_VERSION", "__version__"))
+                    "InputError", "FORMAT_VERSION", "__version__", "models_dir"))

@@ -46,8 +46,19 @@ impl Tmux {
         self.send(&["-l", &escaped]);
     }
 
-    /// Types a line, then Enter.
+    /// Waits for the shell to ask for input, then types a line and Enter. Keys sent while the
+    /// shell is still busy can be lost when line editing restarts (seen on a loaded machine), and
+    /// a person types at a prompt anyway.
     fn line(&self, text: &str) {
+        self.wait_for("a prompt", 60, |s| {
+            let last = s.trim_end().lines().last().unwrap_or_default();
+            last.ends_with("saedb>") || last.ends_with("...>")
+        });
+        self.finish_line(text);
+    }
+
+    /// Types the rest of a line already begun (after a completion), then Enter.
+    fn finish_line(&self, text: &str) {
         self.type_text(text);
         self.send(&["Enter"]);
     }
@@ -204,7 +215,7 @@ fn the_shell_in_a_real_terminal() {
     t.wait_for("the completed keyword", 10, |s| {
         s.contains("show dictionaries")
     });
-    t.line(";");
+    t.finish_line(";");
     t.wait_for("the second listing", 30, |s| {
         s.matches("(2 rows)").count() >= 2
     });
@@ -263,7 +274,7 @@ fn the_shell_in_a_real_terminal() {
     t.wait_for("the completed label", 10, |s| {
         s.contains("SEARCH LABELS \"Golden Gate Bridge\"")
     });
-    t.line(";");
+    t.finish_line(";");
     t.wait_for("the search result", 30, |s| {
         s.matches("Golden Gate Bridge").count() >= 4
     });
