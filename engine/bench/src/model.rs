@@ -69,16 +69,20 @@ fn corpus(path: &Path) -> Result<Vec<Vec<u32>>> {
     )
 }
 
-/// Forward FLOPs per token through `blocks` blocks of a Llama (matrix products only).
-fn flops_per_token(m: &Model, blocks: usize) -> f64 {
+/// Forward FLOPs per token through `blocks` blocks of a Llama: the projections, the MLP, and
+/// the attention scores and weighted sum over `ctx` positions (on average half the sequence,
+/// causal), counting a multiply-add as two.
+fn flops_per_token(m: &Model, blocks: usize, ctx: usize) -> f64 {
     let c = m.config();
-    let (d, kv, ff) = (
+    let (d, kv, q) = (
         c.d_model as f64,
         (c.n_kv_heads * c.head_dim) as f64,
-        c.d_mlp as f64,
+        (c.n_heads * c.head_dim) as f64,
     );
-    let q_o = 2.0 * d * (c.n_heads * c.head_dim) as f64;
-    2.0 * (q_o + 2.0 * d * kv + 3.0 * d * ff) * blocks as f64
+    let projections = d * q + 2.0 * d * kv + q * d;
+    let mlp = 3.0 * d * c.d_mlp as f64;
+    let attention = 2.0 * q * ctx as f64;
+    2.0 * (projections + mlp + attention) * blocks as f64
 }
 
 /// GFLOP/s of candle's matmul on the block's shapes, `rows` tokens at a time.
@@ -239,7 +243,8 @@ pub fn run() -> Result<Option<Map<String, Value>>> {
     m.insert("cores_busy".into(), json!(busy));
 
     // ---- the forward's arithmetic rate against GEMM on the same shapes
-    let forward_gflops = flops_per_token(&model, deepest.0) * tokens / plain_s / 1e9;
+    let forward_gflops =
+        flops_per_token(&model, deepest.0, DOC_TOKENS / 2) * tokens / plain_s / 1e9;
     let gemm = gemm_gflops(&model, DOC_TOKENS)?;
     m.insert("forward_gflops".into(), json!(forward_gflops));
     m.insert("gemm_gflops".into(), json!(gemm));
