@@ -272,7 +272,7 @@ fn timeout_message(limit: Duration, busy: Option<usize>) -> String {
         )
     } else {
         format!(
-            "time limit exceeded: the statement ran longer than {} s and its answer was abandoned \
+            "time limit exceeded: the statement ran longer than {} s and was stopped \
              (narrow it with LIMIT or WHERE, or run it with `saedb query`, which has no limit)",
             limit.as_secs_f64()
         )
