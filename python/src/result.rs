@@ -61,32 +61,6 @@ impl QueryResult {
     }
 }
 
-/// The name of a result kind as Python sees it (`Result.kind`).
-pub fn kind_name(k: ResultKind) -> &'static str {
-    match k {
-        ResultKind::Dictionaries => "dictionaries",
-        ResultKind::Dictionary => "dictionary",
-        ResultKind::Describe => "describe",
-        ResultKind::BySource => "by_source",
-        ResultKind::TopActivations => "top_activations",
-        ResultKind::Sample => "sample",
-        ResultKind::Neighbours => "neighbours",
-        ResultKind::FeaturesAt => "features_at",
-        ResultKind::TokenEffects => "token_effects",
-        ResultKind::Label => "label",
-        ResultKind::SearchLabels => "search_labels",
-        ResultKind::Labels => "labels",
-        ResultKind::Chains => "chains",
-        ResultKind::Influence => "influence",
-        ResultKind::Graphs => "graphs",
-        ResultKind::Graph => "graph",
-        ResultKind::Document => "document",
-        ResultKind::Message => "message",
-        #[allow(unreachable_patterns)]
-        _ => "other",
-    }
-}
-
 fn import<'py>(py: Python<'py>, module: &str, what: &str) -> PyResult<Bound<'py, PyModule>> {
     py.import(module).map_err(|_| {
         PyImportError::new_err(format!(
@@ -118,7 +92,7 @@ impl QueryResult {
     /// Which statement answered: 'top_activations', 'neighbours', 'describe', 'message', ...
     #[getter]
     fn kind(&self) -> &'static str {
-        kind_name(self.rs.kind)
+        self.rs.kind.name()
     }
 
     fn __len__(&self) -> usize {

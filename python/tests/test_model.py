@@ -79,7 +79,9 @@ def test_top_features_and_activation_on_text_agree_with_features_of_text(live):
     for r in per_token:
         if r["value"] > best.get(r["feature"], (0.0, -1))[0]:
             best[r["feature"]] = (r["value"], r["pos"])
-    top = live.top_features_of_text(text, dictionary="L2", k=5).rows()
+    top_result = live.top_features_of_text(text, dictionary="L2", k=5)
+    assert top_result.kind == "top_text_features"
+    top = top_result.rows()
     want = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:5]
     assert [r["feature"] for r in top] == [f for f, _ in want]
     for r, (_, (v, p)) in zip(top, want):
@@ -121,7 +123,9 @@ def test_generation_on_a_tiny_gpt2_with_steering(tmp_path):
             hook="blocks.1.hook_resid_post", progress=False,
         )
         db.ingest_model("tiny", TINY_GPT2, progress=False)
-        default = db.generate("hello world", max_tokens=6).rows()
+        result = db.generate("hello world", max_tokens=6)
+        assert result.kind == "generation"
+        default = result.rows()
         assert [r["run"] for r in default] == ["default"]
         assert len(default[0]["token_ids"]) == 6
         assert all(lp <= 0 for lp in default[0]["logprobs"])

@@ -116,6 +116,37 @@ pub enum ResultKind {
 }
 
 impl ResultKind {
+    /// The kind's name in snake case, as bindings show it (`Result.kind` in Python). Every
+    /// kind has one: a new kind must be named here.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResultKind::Dictionaries => "dictionaries",
+            ResultKind::Dictionary => "dictionary",
+            ResultKind::Describe => "describe",
+            ResultKind::TopActivations => "top_activations",
+            ResultKind::Sample => "sample",
+            ResultKind::Neighbours => "neighbours",
+            ResultKind::FeaturesAt => "features_at",
+            ResultKind::TokenEffects => "token_effects",
+            ResultKind::Label => "label",
+            ResultKind::SearchLabels => "search_labels",
+            ResultKind::Labels => "labels",
+            ResultKind::Chains => "chains",
+            ResultKind::Influence => "influence",
+            ResultKind::Graphs => "graphs",
+            ResultKind::Graph => "graph",
+            ResultKind::Document => "document",
+            ResultKind::DocumentText => "document_text",
+            ResultKind::Message => "message",
+            ResultKind::Models => "models",
+            ResultKind::TextFeatures => "text_features",
+            ResultKind::TopTextFeatures => "top_text_features",
+            ResultKind::TextActivation => "text_activation",
+            ResultKind::Generation => "generation",
+            ResultKind::BySource => "by_source",
+        }
+    }
+
     /// Results shown one field per line in table form (a single record with many fields).
     pub fn is_record(self) -> bool {
         matches!(

@@ -147,6 +147,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/query", get(console_get).post(console_post))
         .route("/f/{dict}/{index}", get(feature))
         .route("/f/{dict}/{index}/label", axum::routing::post(set_label))
+        .route("/f/{dict}/{index}/text", get(text_on_feature))
+        .route("/f/{dict}/{index}/steer", get(steer_feature))
         .route("/map/{dict}", get(map))
         .route("/doc/{doc}", get(document))
         .route("/doc/{doc}/at/{pos}", get(features_at))
@@ -285,6 +287,83 @@ async fn feature(State(st): St, Path((dict, index)): Path<(String, String)>) -> 
         Err(e) => return error_page(e),
     };
     render(&st, move |st| pages::feature::page(st, &f)).await
+}
+
+/// "Test your own text": the feature's value at every token of `?text=`.
+async fn text_on_feature(
+    State(st): St,
+    Path((dict, index)): Path<(String, String)>,
+    q: Params,
+) -> Response {
+    let (f, q) = match pages::parse_feature(&dict, &index).and_then(|f| Ok((f, params(q)?))) {
+        Ok(x) => x,
+        Err(e) => return error_page(e),
+    };
+    let text = q.get("text").cloned().unwrap_or_default();
+    if text.len() > MAX_STATEMENT_BYTES {
+        return error_page(PageError::BadRequest(format!(
+            "the text has {} bytes; this page takes at most {MAX_STATEMENT_BYTES}",
+            text.len()
+        )));
+    }
+    render(&st, move |st| pages::live::text_page(st, &f, &text)).await
+}
+
+/// Steering: the default continuation of `?prompt=` beside the one with the feature clamped
+/// (`how=clamp`, `value`, `times_max`) or steered (`how=steer`, `value`).
+async fn steer_feature(
+    State(st): St,
+    Path((dict, index)): Path<(String, String)>,
+    q: Params,
+) -> Response {
+    let (f, q) = match pages::parse_feature(&dict, &index).and_then(|f| Ok((f, params(q)?))) {
+        Ok(x) => x,
+        Err(e) => return error_page(e),
+    };
+    let form = match steer_form(&q) {
+        Ok(form) => form,
+        Err(e) => return error_page(e),
+    };
+    render(&st, move |st| pages::live::steer_page(st, &f, &form)).await
+}
+
+/// The steering form's fields, checked.
+fn steer_form(q: &HashMap<String, String>) -> PageResult<pages::live::SteerForm> {
+    let bad = |m: String| PageError::BadRequest(m);
+    let prompt = q.get("prompt").cloned().unwrap_or_default();
+    if prompt.len() > MAX_STATEMENT_BYTES {
+        return Err(bad(format!(
+            "the prompt has {} bytes; this page takes at most {MAX_STATEMENT_BYTES}",
+            prompt.len()
+        )));
+    }
+    let clamp = match q.get("how").map(String::as_str) {
+        None | Some("clamp") => true,
+        Some("steer") => false,
+        Some(other) => return Err(bad(format!("how= is clamp or steer, not '{other}'"))),
+    };
+    let value = match q.get("value").map(|v| v.trim().parse::<f32>()) {
+        None => 2.0,
+        Some(Ok(v)) if v.is_finite() => v,
+        _ => return Err(bad("value= must be a finite number".into())),
+    };
+    let max_tokens = match q.get("max_tokens").map(|v| v.trim().parse::<usize>()) {
+        None => pages::live::DEFAULT_NEW_TOKENS,
+        Some(Ok(n)) if (1..=pages::live::MAX_NEW_TOKENS).contains(&n) => n,
+        _ => {
+            return Err(bad(format!(
+                "max_tokens= must be between 1 and {}",
+                pages::live::MAX_NEW_TOKENS
+            )))
+        }
+    };
+    Ok(pages::live::SteerForm {
+        prompt,
+        clamp,
+        value,
+        times_max: q.get("times_max").is_some_and(|v| v != "off" && v != "0"),
+        max_tokens,
+    })
 }
 
 async fn set_label(

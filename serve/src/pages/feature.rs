@@ -150,6 +150,10 @@ fn build(
     laps.lap("top");
     quantile_section(&mut p, store, f, &values, stats.max)?;
     laps.lap("quantiles");
+    if !standalone {
+        super::live::forms_section(&mut p, store, f);
+        laps.lap("live");
+    }
     p.push("</div><div>");
     neighbourhood_section(&mut p, store, f, &mut names, standalone)?;
     laps.lap("map");

@@ -5,6 +5,7 @@ pub mod document;
 pub mod feature;
 pub mod graph;
 pub mod home;
+pub mod live;
 pub mod map;
 
 use crate::html::{token_text, Esc};

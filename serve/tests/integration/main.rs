@@ -4,4 +4,5 @@
 mod browser;
 mod common;
 mod http;
+mod live;
 mod load;
