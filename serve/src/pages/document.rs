@@ -46,7 +46,10 @@ pub fn page(st: &AppState, doc: u32, at: Option<u32>) -> PageResult {
         .min(d.tokens.len().saturating_sub(MAX_TOKENS_SHOWN));
     let hi = (lo + MAX_TOKENS_SHOWN).min(d.tokens.len());
     let mut text = String::from("<div class=\"doc\" id=\"doc\">");
-    for (i, t) in d.tokens.iter().enumerate().take(hi).skip(lo) {
+    // Tokens read as text: WordPiece words spaced, their `##` pieces glued on (the shell's rule).
+    let pieces = saedb_query::render::reading_pieces(&d.tokens[lo..hi]);
+    for ((i, _), piece) in d.tokens.iter().enumerate().take(hi).skip(lo).zip(&pieces) {
+        text.push_str(piece.before);
         let n = store.features_at(doc, i as u32, None)?.len();
         let class = if at == Some(i as u32) {
             "tok sel"
@@ -56,7 +59,7 @@ pub fn page(st: &AppState, doc: u32, at: Option<u32>) -> PageResult {
         let _ = write!(
             text,
             "<a class=\"{class}\" id=\"t{i}\" href=\"/doc/{doc}/at/{i}\" title=\"position {i}: {n} features\">{}<sup>{n}</sup></a>",
-            Esc(&token_text(t))
+            Esc(&token_text(&piece.text))
         );
     }
     text.push_str("</div>");

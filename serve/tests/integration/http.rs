@@ -215,6 +215,31 @@ fn documents_and_features_at_match_the_store() {
             "pos {pos} {cell}"
         );
     }
+    // The tokens read as text, as the shell shows a context: WordPiece words spaced, `##`
+    // pieces glued on (document 3 has three of them).
+    let doc = store.document(3).unwrap();
+    let r3 = get(server.addr(), "/doc/3");
+    let div = &r3.body[r3.body.find("id=\"doc\"").unwrap()..];
+    let div = &div[div.find('>').unwrap() + 1..div.find("</div>").unwrap()];
+    let mut without_counts = String::new();
+    let mut rest = div;
+    while let Some(at) = rest.find("<sup>") {
+        without_counts.push_str(&rest[..at]);
+        rest = &rest[at + rest[at..].find("</sup>").unwrap() + 6..];
+    }
+    without_counts.push_str(rest);
+    let shown = text(&without_counts)
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    let want = saedb_query::render::context_text(&doc.tokens, None, "", "");
+    assert_eq!(shown, want);
+    assert!(
+        doc.tokens.iter().any(|t| t.starts_with("##")) && !want.contains("##"),
+        "{want}"
+    );
     let r = get(server.addr(), "/doc/5/at/3");
     html_ok(&r);
     let rs = run(&store, "FEATURES AT DOC 5 POS 3;");
