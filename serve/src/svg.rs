@@ -78,10 +78,15 @@ pub fn map(dots: &[Dot], size: u32, radius: f32) -> String {
         );
         if d.labelled {
             let short: String = d.name.chars().take(40).collect();
+            // Names of points in the right half go to their left, so none runs off the edge.
+            let (tx, anchor) = if d.x > 0.5 {
+                (x - r - 2.0, " text-anchor=\"end\"")
+            } else {
+                (x + r + 2.0, "")
+            };
             let _ = write!(
                 s,
-                "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                x + r + 2.0,
+                "<text x=\"{tx:.1}\" y=\"{:.1}\"{anchor}>{}</text>",
                 y + 4.0,
                 Esc(&short)
             );
@@ -92,9 +97,70 @@ pub fn map(dots: &[Dot], size: u32, radius: f32) -> String {
     s
 }
 
+/// The dots moved and scaled alike on both axes so that the one marked `me` sits at the centre
+/// and every dot stays inside [0, 1]²: a neighbourhood map reads outwards from its subject.
+pub fn centre_on_me(dots: &mut [Dot]) {
+    let Some((cx, cy)) = dots.iter().find(|d| d.me).map(|d| (d.x, d.y)) else {
+        return;
+    };
+    let reach = dots
+        .iter()
+        .map(|d| (d.x - cx).abs().max((d.y - cy).abs()))
+        .fold(0f32, f32::max);
+    let scale = if reach > 0.0 { 0.5 / reach } else { 1.0 };
+    for d in dots.iter_mut() {
+        d.x = 0.5 + (d.x - cx) * scale;
+        d.y = 0.5 + (d.y - cy) * scale;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dot(x: f32, y: f32, me: bool) -> Dot {
+        Dot {
+            x,
+            y,
+            href: String::new(),
+            name: String::new(),
+            labelled: true,
+            me,
+        }
+    }
+
+    #[test]
+    fn the_subject_is_centred_and_distances_keep_their_ratios() {
+        let mut dots = vec![
+            dot(0.9, 1.0, true),
+            dot(0.0, 0.0, false),
+            dot(1.0, 0.6, false),
+        ];
+        let before: Vec<f32> = dots[1..]
+            .iter()
+            .map(|d| ((d.x - 0.9).powi(2) + (d.y - 1.0).powi(2)).sqrt())
+            .collect();
+        centre_on_me(&mut dots);
+        assert_eq!((dots[0].x, dots[0].y), (0.5, 0.5));
+        assert!(dots
+            .iter()
+            .all(|d| (0.0..=1.0).contains(&d.x) && (0.0..=1.0).contains(&d.y)));
+        let after: Vec<f32> = dots[1..]
+            .iter()
+            .map(|d| ((d.x - 0.5).powi(2) + (d.y - 0.5).powi(2)).sqrt())
+            .collect();
+        let ratio = after[0] / before[0];
+        assert!(
+            (after[1] / before[1] - ratio).abs() < 1e-5,
+            "{before:?} {after:?}"
+        );
+    }
+
+    #[test]
+    fn names_on_the_right_half_end_at_their_point() {
+        let s = map(&[dot(0.9, 0.5, false), dot(0.1, 0.5, false)], 100, 3.0);
+        assert_eq!(s.matches("text-anchor=\"end\"").count(), 1, "{s}");
+    }
 
     #[test]
     fn histogram_bars_and_hover() {

@@ -263,7 +263,7 @@ fn neighbourhood_section(
         p.push("<p class=\"muted\">this feature has no neighbours (a zero decoder row)</p>");
         return Ok(());
     }
-    let dots: Vec<Dot> = m
+    let mut dots: Vec<Dot> = m
         .points
         .iter()
         .map(|pt| {
@@ -279,6 +279,7 @@ fn neighbourhood_section(
             }
         })
         .collect();
+    svg::centre_on_me(&mut dots);
     p.push(svg::map(&dots, 460, 4.0));
     if !standalone {
         p.push("<p class=\"note\">scroll to zoom, drag to pan</p>");
