@@ -15,10 +15,12 @@
 pub mod html;
 mod pages;
 mod server;
+mod state;
 pub mod svg;
 
 pub use pages::feature::{feature_page_profiled, feature_page_standalone, Profile};
-pub use server::{ServeOptions, Server};
+pub use server::Server;
+pub use state::ServeOptions;
 
 use saedb_engine::Error as EngineError;
 

@@ -1,7 +1,7 @@
 //! The query console: any statement of the language, results as tables, errors with the caret.
 
 use crate::html::{feature_url, num, thousands, token_text, Esc, Page};
-use crate::server::AppState;
+use crate::state::AppState;
 use saedb_engine::FeatureRef;
 use saedb_query::{ResultSet, Session, Value};
 use std::fmt::Write;

@@ -3,7 +3,7 @@
 
 use super::Names;
 use crate::html::{num, table, thousands, token_text, Esc, Page};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::PageResult;
 use std::fmt::Write;
 

@@ -2,7 +2,7 @@
 
 use super::{context_html, Names};
 use crate::html::{feature_url, num, table, thousands, token_text, url_part, Esc, Page};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::svg::{self, Dot};
 use crate::{PageError, PageResult};
 use saedb_engine::{FeatureRef, NoProgress, QuantileQuery, Store, TokenActivation};

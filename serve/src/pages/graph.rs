@@ -3,7 +3,7 @@
 //! whose answers are highlighted on the drawing, and a node's inputs and outputs (`?node=ID`).
 
 use crate::html::{num, table, thousands, token_text, url_part, Esc, Page};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::{PageError, PageResult};
 use saedb_engine::graph::{Chain, ChainQuery, Graph, Node, NodeKind};
 use std::collections::{HashMap, HashSet};

@@ -1,7 +1,7 @@
 //! The home page (what the store holds) and label search.
 
 use crate::html::{feature_link, num, table, thousands, url_part, Esc, Page};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::PageResult;
 use std::fmt::Write;
 

@@ -4,7 +4,7 @@
 //! run live on a registered model (`saedb ingest model`, docs/MODELS.md).
 
 use crate::html::{feature_url, num, table, token_text, Esc, Page};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::PageResult;
 use saedb_engine::model::GenerateOptions;
 use saedb_engine::{FeatureRef, Steering, Store};

@@ -1,7 +1,7 @@
 //! The dictionary map: `/map/L2`, every feature (or a stated sample) laid out by UMAP.
 
 use crate::html::{feature_url, num, thousands, token_text, Esc, Page};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::svg::{self, Dot};
 use crate::PageResult;
 use saedb_engine::{FeatureMap, FeatureRef, NoProgress};
