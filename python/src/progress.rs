@@ -144,14 +144,7 @@ pub fn run<T: Send>(
             cb.call_method0("close")?;
         }
     }
-    let result = joined.map_err(|panic| {
-        let what = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        crate::errors::Error::new_err(format!("internal error in saedb (a bug): {what}"))
-    })?;
+    let result = joined.map_err(panic_error)?;
     match (result, pending) {
         (Err(EngineError::Cancelled), Some(e)) => Err(e),
         (Err(e), _) => Err(engine_error(py, e)),
@@ -199,13 +192,16 @@ pub fn interruptible<T: Send>(
             }
         }
     });
-    let out = joined.map_err(|panic| {
-        let what = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        crate::errors::Error::new_err(format!("internal error in saedb (a bug): {what}"))
-    })?;
+    let out = joined.map_err(panic_error)?;
     Ok((out, interrupt))
+}
+
+/// A panic of the worker thread as the Python error to raise.
+fn panic_error(panic: Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    crate::errors::Error::new_err(format!("internal error in saedb (a bug): {what}"))
 }
