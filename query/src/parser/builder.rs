@@ -175,15 +175,9 @@ impl Builder<'_> {
                     feature: feature.expect("feature"),
                 })
             }
-            Rule::use_stmt => {
-                let d = inner
-                    .into_inner()
-                    .find(|p| p.as_rule() == Rule::dict_name)
-                    .expect("dict");
-                Ok(Statement::Use {
-                    dict: self.text(&d),
-                })
-            }
+            Rule::use_stmt => Ok(Statement::Use {
+                dict: self.dict_name(inner),
+            }),
             r => unreachable!("statement rule {r:?}"),
         }
     }
@@ -315,11 +309,7 @@ impl Builder<'_> {
                 Rule::feature => feature = Some(self.feature(c)?),
                 Rule::in_dict => {
                     seen.once(self, "IN", span)?;
-                    let d = c
-                        .into_inner()
-                        .find(|p| p.as_rule() == Rule::dict_name)
-                        .expect("dict");
-                    in_dict = Some(self.text(&d));
+                    in_dict = Some(self.dict_name(c));
                 }
                 Rule::exact => {
                     seen.once(self, "EXACT", span)?;
@@ -373,11 +363,7 @@ impl Builder<'_> {
                 Rule::integer => ints.push(self.integer(c)?),
                 Rule::in_dict => {
                     seen.once(self, "IN", span)?;
-                    let d = c
-                        .into_inner()
-                        .find(|p| p.as_rule() == Rule::dict_name)
-                        .expect("dict");
-                    in_dict = Some(self.text(&d));
+                    in_dict = Some(self.dict_name(c));
                 }
                 Rule::where_clause => {
                     seen.once(self, "WHERE", span)?;
@@ -622,6 +608,15 @@ impl Builder<'_> {
             r => unreachable!("feature {r:?}"),
         };
         Ok(Spanned::new(spec, span))
+    }
+
+    /// The dictionary name inside an `IN dict` clause or a USE statement.
+    fn dict_name(&self, p: Pair<Rule>) -> Spanned<String> {
+        let d = p
+            .into_inner()
+            .find(|p| p.as_rule() == Rule::dict_name)
+            .expect("the grammar puts a dict_name here");
+        self.text(&d)
     }
 
     fn text(&self, p: &Pair<Rule>) -> Spanned<String> {

@@ -18,11 +18,7 @@ impl Builder<'_> {
                 Rule::string => text = Some(self.string(c)?),
                 Rule::in_dict => {
                     seen.once(self, "IN", span)?;
-                    let d = c
-                        .into_inner()
-                        .find(|p| p.as_rule() == Rule::dict_name)
-                        .expect("dict");
-                    in_dict = Some(self.text(&d));
+                    in_dict = Some(self.dict_name(c));
                 }
                 Rule::limit_clause => {
                     seen.once(self, "LIMIT", span)?;
