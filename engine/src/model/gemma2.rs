@@ -6,22 +6,16 @@
 
 use super::config::ModelConfig;
 use super::ops::{attention, gelu_tanh, rms_norm, split_heads, Linear, Mask, Rope};
-use super::weights::Weights;
+use super::weights::{Projections, Weights};
 use super::{LayerCache, Transformer};
 use crate::Result;
 use candle_core::Tensor;
 
 struct Block {
     input_norm: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    proj: Projections,
     post_attn_norm: Tensor,
     pre_ffw_norm: Tensor,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
     post_ffw_norm: Tensor,
     sliding: bool,
 }
@@ -43,44 +37,14 @@ impl Gemma2 {
         let norm = |w: &mut Weights, name: String| -> Result<Tensor> {
             (w.take_shaped(&name, &[d])? + 1.0).map_err(super::tensor_err)
         };
-        let lin = |w: &mut Weights, name: String, out: usize, inp: usize| -> Result<Linear> {
-            let t = w.take_shaped(&name, &[out, inp])?;
-            Linear::from_out_in(t, None).map_err(super::tensor_err)
-        };
         let mut blocks = Vec::with_capacity(cfg.n_layers);
         for l in 0..cfg.n_layers {
             let p = format!("model.layers.{l}");
             blocks.push(Block {
                 input_norm: norm(w, format!("{p}.input_layernorm.weight"))?,
-                q: lin(
-                    w,
-                    format!("{p}.self_attn.q_proj.weight"),
-                    cfg.n_heads * hd,
-                    d,
-                )?,
-                k: lin(
-                    w,
-                    format!("{p}.self_attn.k_proj.weight"),
-                    cfg.n_kv_heads * hd,
-                    d,
-                )?,
-                v: lin(
-                    w,
-                    format!("{p}.self_attn.v_proj.weight"),
-                    cfg.n_kv_heads * hd,
-                    d,
-                )?,
-                o: lin(
-                    w,
-                    format!("{p}.self_attn.o_proj.weight"),
-                    d,
-                    cfg.n_heads * hd,
-                )?,
+                proj: w.projections(&p, cfg)?,
                 post_attn_norm: norm(w, format!("{p}.post_attention_layernorm.weight"))?,
                 pre_ffw_norm: norm(w, format!("{p}.pre_feedforward_layernorm.weight"))?,
-                gate: lin(w, format!("{p}.mlp.gate_proj.weight"), cfg.d_mlp, d)?,
-                up: lin(w, format!("{p}.mlp.up_proj.weight"), cfg.d_mlp, d)?,
-                down: lin(w, format!("{p}.mlp.down_proj.weight"), d, cfg.d_mlp)?,
                 post_ffw_norm: norm(w, format!("{p}.post_feedforward_layernorm.weight"))?,
                 // Gemma 2 alternates local (sliding-window) and global layers, local first.
                 sliding: l % 2 == 0,
@@ -123,9 +87,9 @@ impl Transformer for Gemma2 {
         let b = &self.blocks[layer];
         let c = &self.cfg;
         let h = self.norm(x, &b.input_norm)?;
-        let q = split_heads(&b.q.forward(&h)?, c.n_heads, c.head_dim)?;
-        let k = split_heads(&b.k.forward(&h)?, c.n_kv_heads, c.head_dim)?;
-        let v = split_heads(&b.v.forward(&h)?, c.n_kv_heads, c.head_dim)?;
+        let q = split_heads(&b.proj.q.forward(&h)?, c.n_heads, c.head_dim)?;
+        let k = split_heads(&b.proj.k.forward(&h)?, c.n_kv_heads, c.head_dim)?;
+        let v = split_heads(&b.proj.v.forward(&h)?, c.n_kv_heads, c.head_dim)?;
         let q = self.rope.apply(&q, start)?;
         let k = self.rope.apply(&k, start)?;
         let (k, v) = cache.append(k, v)?;
@@ -135,10 +99,10 @@ impl Transformer for Gemma2 {
             .powf(-0.5);
         let window = if b.sliding { c.sliding_window } else { None };
         let a = attention(&q, &k, &v, scale, Mask::Causal { window }, c.attn_softcap)?;
-        let x = (x + self.norm(&b.o.forward(&a)?, &b.post_attn_norm)?)?;
+        let x = (x + self.norm(&b.proj.o.forward(&a)?, &b.post_attn_norm)?)?;
         let h = self.norm(&x, &b.pre_ffw_norm)?;
-        let m = (gelu_tanh(&b.gate.forward(&h)?)? * b.up.forward(&h)?)?;
-        x + self.norm(&b.down.forward(&m)?, &b.post_ffw_norm)?
+        let m = (gelu_tanh(&b.proj.gate.forward(&h)?)? * b.proj.up.forward(&h)?)?;
+        x + self.norm(&b.proj.down.forward(&m)?, &b.post_ffw_norm)?
     }
 
     fn logits(&self, x: &Tensor) -> candle_core::Result<Option<Tensor>> {

@@ -2,6 +2,7 @@
 //! to f32 once, at load) and HF safetensors folders (one or several shards, any float dtype).
 
 use super::config::{ModelArchitecture, ModelConfig};
+use super::ops::Linear;
 use super::tensor_err;
 use crate::{Error, Result};
 use candle_core::quantized::gguf_file;
@@ -16,7 +17,42 @@ pub(crate) struct Weights {
     tensors: HashMap<String, Tensor>,
 }
 
+/// The seven bias-free projections of a Llama-style block (Llama, Gemma 2), under HF's names
+/// `{prefix}.self_attn.{q,k,v,o}_proj.weight` and `{prefix}.mlp.{gate,up,down}_proj.weight`.
+pub(crate) struct Projections {
+    pub(crate) q: Linear,
+    pub(crate) k: Linear,
+    pub(crate) v: Linear,
+    pub(crate) o: Linear,
+    pub(crate) gate: Linear,
+    pub(crate) up: Linear,
+    pub(crate) down: Linear,
+}
+
 impl Weights {
+    /// A bias-free `[out, in]` weight as a [`Linear`], its shape checked.
+    pub(crate) fn linear(&mut self, name: &str, out: usize, inp: usize) -> Result<Linear> {
+        let t = self.take_shaped(name, &[out, inp])?;
+        Linear::from_out_in(t, None).map_err(tensor_err)
+    }
+
+    /// The attention and MLP projections of block `prefix` (e.g. `model.layers.3`).
+    pub(crate) fn projections(&mut self, prefix: &str, cfg: &ModelConfig) -> Result<Projections> {
+        let (d, q, kv) = (
+            cfg.d_model,
+            cfg.n_heads * cfg.head_dim,
+            cfg.n_kv_heads * cfg.head_dim,
+        );
+        Ok(Projections {
+            q: self.linear(&format!("{prefix}.self_attn.q_proj.weight"), q, d)?,
+            k: self.linear(&format!("{prefix}.self_attn.k_proj.weight"), kv, d)?,
+            v: self.linear(&format!("{prefix}.self_attn.v_proj.weight"), kv, d)?,
+            o: self.linear(&format!("{prefix}.self_attn.o_proj.weight"), d, q)?,
+            gate: self.linear(&format!("{prefix}.mlp.gate_proj.weight"), cfg.d_mlp, d)?,
+            up: self.linear(&format!("{prefix}.mlp.up_proj.weight"), cfg.d_mlp, d)?,
+            down: self.linear(&format!("{prefix}.mlp.down_proj.weight"), d, cfg.d_mlp)?,
+        })
+    }
     /// The tensor `name`, or an error that names the file and the tensor.
     pub(crate) fn take(&mut self, name: &str) -> Result<Tensor> {
         self.tensors.remove(name).ok_or_else(|| {
